@@ -1,0 +1,83 @@
+"""``levda assimilate``: the main job."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import typer
+
+from levda_cli.cli._common import command_line, console, emit_json, reporting
+
+
+def _expand(patterns: list[str]) -> list[Path]:
+    from levda_cli.errors import ObservationError
+
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if any(ch in pattern for ch in "*?[") else [pattern]
+        if not matches:
+            raise ObservationError(f"no observation file matches '{pattern}'")
+        paths.extend(Path(m) for m in matches)
+    return paths
+
+
+def assimilate(
+    observations: list[str] = typer.Argument(..., help="Observation files or globs (.csv, .nc)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Zarr analysis store (created, or resumed)."),
+    model: str = typer.Option(None, "--model", "-m", help="Full-state mode with this physical model: lorenz96."),
+    config: Path = typer.Option(None, "--config", "-c", help="TOML config; see configs/."),
+    truth: Path = typer.Option(None, help="Truth store (from `levda simulate`) for RMSE and CRPS."),
+    truth_trajectory: int = typer.Option(0, help="Which trajectory of the truth store."),
+    ensemble_size: int = typer.Option(None, "--ensemble-size", "-N", help="Override ensemble.size."),
+    window_length: float = typer.Option(None, help="Override window.length (model time units)."),
+    window_shift: float = typer.Option(None, help="Override window.shift (model time units)."),
+    inflation: float = typer.Option(None, help="Override inflation.multiplicative."),
+    seed: int = typer.Option(None, help="Override ensemble.seed."),
+    overrides: list[str] = typer.Option([], "--set", help="Override any config key: table.key=value."),
+    json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (humans read stderr)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Assimilate observations window by window into a Zarr store; resume after its last window."""
+    with reporting():
+        from levda_cli.config import AssimilateConfig, load_config
+
+        flags = {"ensemble.size": ensemble_size, "window.length": window_length, "window.shift": window_shift,
+                 "inflation.multiplicative": inflation, "ensemble.seed": seed}
+        sets = [*(f"{k}={v}" for k, v in flags.items() if v is not None), *overrides]
+        if model is not None:
+            sets.append(f'model.name="{model}"')
+        cfg = load_config(AssimilateConfig, config, sets)
+        paths = _expand(observations)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from levda_cli import cycling
+
+        columns = (TextColumn("[bold]assimilating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[info]}"))
+        with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
+            task = bar.add_task("windows", total=None, info="reading observations")
+
+            def progress(done, total, row):
+                info = f"J {row['cost_initial']:.1f}->{row['cost_final']:.1f}, {row['iterations']} it"
+                if row["rmse"] == row["rmse"]:
+                    info += f", rmse {row['rmse']:.3f}"
+                bar.update(task, completed=done, total=total, info=info)
+
+            summary = cycling.run(cfg, paths, out, truth, truth_trajectory, command_line(), progress,
+                                  warn=lambda m: console.print(f"[yellow]warning[/]: {m}"))
+        if summary["windows_run"] == 0:
+            console.print(f"nothing to do: no observations beyond the {summary['windows_in_store']} window(s) in {out}")
+        else:
+            rows = summary["windows"]
+            console.print(
+                f"{summary['windows_run']} window(s) committed to {out} ({summary['windows_in_store']} in all), "
+                f"{summary['n_obs_assimilated']} observations assimilated"
+                + (f", rejected: {summary['rejected']}" if summary["rejected"] else "")
+            )
+            rmses = [r["rmse"] for r in rows if r["rmse"] == r["rmse"]]
+            if rmses:
+                console.print(f"mean analysis RMSE {sum(rmses) / len(rmses):.4f}, "
+                              f"mean spread {sum(r['spread'] for r in rows) / len(rows):.4f}")
+        if json:
+            emit_json(summary)

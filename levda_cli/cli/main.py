@@ -1,0 +1,42 @@
+"""The ``levda`` application. Imports stay light so ``levda --help`` is instant (no JAX)."""
+
+from __future__ import annotations
+
+import typer
+
+from levda_cli import __version__
+from levda_cli.cli import assimilate, observe, simulate
+
+app = typer.Typer(
+    name="levda",
+    help="Latent ensemble-variational data assimilation (4DEnVar) from the command line.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"levda {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """levda: windowed 4DEnVar with joint parameter estimation; see `levda COMMAND --help`.
+
+    Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 observations, 4 model/checkpoint,
+    5 store, 6 store locked, 7 numerical divergence.
+    """
+
+
+app.command("simulate")(simulate.simulate)
+app.command("observe")(observe.observe)
+app.command("assimilate")(assimilate.assimilate)
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,28 @@
+"""Pure-JAX numerical core of levda: dynamics interface, 4DEnVar solver, ensembles, inflation.
+
+Nothing here imports I/O, CLI or configuration libraries (a test enforces it).
+"""
+
+from levda_cli.core.dynamics import AbstractDynamics, Problem, WindowObs, forecast, predict
+from levda_cli.core.inflation import RTPS, AbstractInflation, Multiplicative, ParameterJitter
+from levda_cli.core.solver import AbstractSolver, GaussNewton, LevenbergMarquardt
+from levda_cli.core.window import WindowResult, WindowSetup, analyse_window, propagate
+
+__all__ = [
+    "AbstractDynamics",
+    "AbstractInflation",
+    "AbstractSolver",
+    "GaussNewton",
+    "LevenbergMarquardt",
+    "Multiplicative",
+    "ParameterJitter",
+    "Problem",
+    "RTPS",
+    "WindowObs",
+    "WindowResult",
+    "WindowSetup",
+    "analyse_window",
+    "forecast",
+    "predict",
+    "propagate",
+]

@@ -1,0 +1,36 @@
+"""Ensemble and innovation statistics, as values (printing and files belong elsewhere)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+
+def field_stats(
+    innovation: Float[Array, " n_obs"], field: Int[Array, " n_obs"], mask: Bool[Array, " n_obs"], n_field: int
+) -> tuple[Array, Array, Array]:
+    """Mean and RMS of ``innovation`` per field over the valid observations (NaN where none)."""
+    onehot = (field[:, None] == jnp.arange(n_field)[None, :]) & mask[:, None]
+    count = onehot.sum(axis=0)
+    safe = jnp.maximum(count, 1)
+    mean = (onehot * innovation[:, None]).sum(axis=0) / safe
+    rms = jnp.sqrt((onehot * innovation[:, None] ** 2).sum(axis=0) / safe)
+    nan = jnp.asarray(jnp.nan, innovation.dtype)
+    return jnp.where(count > 0, mean, nan), jnp.where(count > 0, rms, nan), count
+
+
+def rmse(ensemble: Float[Array, "n_ens n"], truth: Float[Array, " n"]) -> Float[Array, ""]:
+    """Root-mean-square error of the ensemble mean against the truth."""
+    return jnp.sqrt(jnp.mean((ensemble.mean(axis=0) - truth) ** 2))
+
+
+def spread(ensemble: Float[Array, "n_ens n"]) -> Float[Array, ""]:
+    """Root of the mean ensemble variance (unbiased), the quantity compared with the RMSE."""
+    return jnp.sqrt(jnp.mean(ensemble.var(axis=0, ddof=1)))
+
+
+def crps(ensemble: Float[Array, "n_ens n"], truth: Float[Array, " n"]) -> Float[Array, ""]:
+    """Continuous ranked probability score of the ensemble, averaged over components."""
+    term1 = jnp.abs(ensemble - truth).mean(axis=0)
+    term2 = jnp.abs(ensemble[:, None, :] - ensemble[None, :, :]).mean(axis=(0, 1))
+    return jnp.mean(term1 - 0.5 * term2)

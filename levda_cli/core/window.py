@@ -1,0 +1,157 @@
+"""One 4DEnVar window: background ensemble in, analysis ensembles and diagnostics out.
+
+The ensemble-subspace IEnKS of Bocquet & Sakov (2014), with the observation operator
+differentiated by JAX:
+
+- control ``v(w) = v_bar + X w`` with ``X = (E - v_bar)^T / sqrt(N - 1)`` (after the
+  background inflation strategies);
+- the cost's minimiser ``w*`` (``solver``) and the Hessian ``H = I + S^T S`` at ``w*``;
+- analysis members ``v_bar + X W`` with ``W = w* 1^T + sqrt(N - 1) H^{-1/2} U``, the symmetric
+  square root and ``U`` either the identity or a random mean-preserving rotation.
+
+The analysis at the window start is the smoother estimate; the analysis members propagated by
+``n_window`` steps give the filter estimate at the window end, and by ``n_shift`` steps the
+next window's background. Each observation must be given to exactly one window (single
+assimilation, "SDA"): with a shift shorter than the window, the caller passes only the
+observations that are new to the window.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from levda_cli.core.diagnostics import field_stats
+from levda_cli.core.dynamics import Problem, WindowObs, forecast, predict
+from levda_cli.core.inflation import AbstractInflation
+from levda_cli.core.solver import AbstractSolver, GaussNewton, cost
+
+
+class WindowSetup(eqx.Module):
+    """Everything about a window that is fixed for a whole run."""
+
+    problem: Problem
+    solver: AbstractSolver = GaussNewton()
+    inflation: tuple[AbstractInflation, ...] = ()
+    n_window: int = eqx.field(static=True, default=1)
+    n_shift: int = eqx.field(static=True, default=1)
+    n_field: int = eqx.field(static=True, default=1)
+    rotate: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        if not 1 <= self.n_shift <= self.n_window:
+            raise ValueError(
+                f"window shift ({self.n_shift} steps) must lie between 1 and the window length "
+                f"({self.n_window} steps)"
+            )
+
+
+class WindowResult(eqx.Module):
+    """Ensembles (``n_ens x n_ctrl``) and diagnostics of one window."""
+
+    background: Float[Array, "n_ens n_ctrl"]  # at the window start, before inflation
+    analysis: Float[Array, "n_ens n_ctrl"]  # smoother, at the window start
+    filter: Float[Array, "n_ens n_ctrl"]  # analysis propagated to the window end
+    next_background: Float[Array, "n_ens n_ctrl"]  # propagated to the next window's start
+    w: Float[Array, " n_ens"]
+    cost_initial: Float[Array, ""]
+    cost_final: Float[Array, ""]
+    cost_b: Float[Array, ""]
+    cost_o: Float[Array, ""]
+    iterations: Int[Array, ""]
+    converged: Bool[Array, ""]
+    dfs: Float[Array, ""]  # degrees of freedom for signal, N - tr(H^-1)
+    n_obs: Int[Array, ""]
+    hofx_background: Float[Array, " n_obs"]
+    hofx_analysis: Float[Array, " n_obs"]
+    omb_mean: Float[Array, " n_field"]
+    omb_rms: Float[Array, " n_field"]
+    oma_mean: Float[Array, " n_field"]
+    oma_rms: Float[Array, " n_field"]
+    n_obs_field: Int[Array, " n_field"]
+
+
+def mean_preserving_rotation(key: PRNGKeyArray, n: int, dtype) -> Float[Array, "n n"]:
+    """A random orthogonal ``U`` with ``U 1 = 1`` (Sakov & Oke 2008)."""
+    ones = jnp.ones((n, 1), dtype) / jnp.sqrt(n)
+    # An orthonormal basis whose first column is 1/sqrt(n); the rest spans 1-perp.
+    basis, _ = jnp.linalg.qr(jnp.concatenate([ones, jnp.eye(n, dtype=dtype)[:, 1:]], axis=1))
+    basis = basis * jnp.sign(basis[0, 0])
+    perp = basis[:, 1:]
+    q, r = jnp.linalg.qr(jax.random.normal(key, (n - 1, n - 1), dtype))
+    q = q * jnp.sign(jnp.diag(r))
+    return ones @ ones.T + perp @ q @ perp.T
+
+
+def propagate(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int) -> Array:
+    """Every member's control trajectory over ``n_steps`` steps: ``(n_steps+1, n_ens, n_ctrl)``."""
+    return jax.vmap(lambda v: forecast(problem, v, n_steps), out_axes=1)(ensemble)
+
+
+def analyse_window(
+    setup: WindowSetup,
+    background: Float[Array, "n_ens n_ctrl"],
+    obs: WindowObs,
+    key: PRNGKeyArray,
+) -> WindowResult:
+    """Assimilate one window's observations into ``background`` (members at the window start)."""
+    problem = setup.problem
+    n_ens = background.shape[0]
+    dtype = background.dtype
+    keys = jax.random.split(key, 2 * len(setup.inflation) + 1)
+
+    prior = background
+    for i, strategy in enumerate(setup.inflation):
+        prior = strategy.before(prior, keys[i])
+    v_bar = prior.mean(axis=0)
+    X = (prior - v_bar).T / jnp.sqrt(n_ens - 1.0)
+
+    safe_error = jnp.where(obs.mask, obs.error, 1.0)
+
+    def residual(w):
+        h = predict(problem, v_bar + X @ w, obs, setup.n_window)
+        return jnp.where(obs.mask, (obs.value - h) / safe_error, 0.0)
+
+    minimum = setup.solver.minimise(residual, n_ens, dtype)
+    w, S = minimum.w, minimum.S
+    H = jnp.eye(n_ens, dtype=dtype) + S.T @ S
+    evals, evecs = jnp.linalg.eigh(H)
+    H_inv_sqrt = (evecs / jnp.sqrt(evals)) @ evecs.T
+    H_inv_trace = jnp.sum(1.0 / evals)
+    U = mean_preserving_rotation(keys[-1], n_ens, dtype) if setup.rotate else jnp.eye(n_ens, dtype=dtype)
+    W = w[:, None] + jnp.sqrt(n_ens - 1.0) * H_inv_sqrt @ U
+    analysis = v_bar + (X @ W).T
+    for i, strategy in enumerate(setup.inflation):
+        analysis = strategy.after(prior, analysis, keys[len(setup.inflation) + i])
+
+    traj = propagate(problem, analysis, setup.n_window)
+    hofx_b = predict(problem, v_bar, obs, setup.n_window)
+    hofx_a = obs.value - minimum.d * safe_error  # h(v_bar + X w*), recovered from the residual
+    hofx_a = jnp.where(obs.mask, hofx_a, 0.0)
+    d0 = jnp.where(obs.mask, (obs.value - hofx_b) / safe_error, 0.0)
+    omb_mean, omb_rms, n_field_obs = field_stats(obs.value - hofx_b, obs.field, obs.mask, setup.n_field)
+    oma_mean, oma_rms, _ = field_stats(obs.value - hofx_a, obs.field, obs.mask, setup.n_field)
+    return WindowResult(
+        background=background,
+        analysis=analysis,
+        filter=traj[setup.n_window],
+        next_background=traj[setup.n_shift],
+        w=w,
+        cost_initial=cost(jnp.zeros_like(w), d0),
+        cost_final=cost(w, minimum.d),
+        cost_b=0.5 * (w @ w),
+        cost_o=0.5 * (minimum.d @ minimum.d),
+        iterations=minimum.iterations,
+        converged=minimum.converged,
+        dfs=n_ens - H_inv_trace,
+        n_obs=obs.mask.sum(),
+        hofx_background=jnp.where(obs.mask, hofx_b, 0.0),
+        hofx_analysis=hofx_a,
+        omb_mean=omb_mean,
+        omb_rms=omb_rms,
+        oma_mean=oma_mean,
+        oma_rms=oma_rms,
+        n_obs_field=n_field_obs,
+    )

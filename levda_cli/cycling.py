@@ -1,0 +1,371 @@
+"""The window loop: read observations, assign them to windows, solve each window, commit it.
+
+No numerics of its own: the analysis is ``core.analyse_window`` (jit-compiled once per run),
+the statistics come from ``core.diagnostics``. This module decides what goes where and when.
+
+Window ``k`` starts at ``start + k * shift``, ends ``length`` later, and assimilates the
+observations in ``(end_{k-1}, end_k]`` (the first window: ``(start, end_0]``), so each
+observation is assimilated exactly once even when windows overlap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from levda_cli import __version__
+from levda_cli.config import AssimilateConfig, parameter_setup, resolved, window_setup
+from levda_cli.errors import ConfigError, DivergenceError, ObservationError, StoreError
+from levda_cli.io import observations as obsio
+from levda_cli.io.store import TIME_ATTRS, AnalysisStore, ArraySpec, dumps_attr
+from levda_cli.models import ModelSpec, full_state_model
+
+UNIX = np.datetime64("1970-01-01T00:00:00", "s")
+
+
+def configure_jax(precision: str = "float64") -> None:
+    """Precision and the persistent compilation cache (a cron cycle's second start is faster)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", precision == "float64")
+    cache = os.environ.get("LEVDA_CACHE_DIR", str(Path.home() / ".cache" / "levda" / "jax"))
+    if cache and cache.lower() != "off":
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Clock:
+    """Whole seconds since 1970 <-> model time, and the window grid, in exact integer seconds."""
+
+    epoch_s: int
+    unit_s: float
+    start_s: int
+    length_s: int
+    shift_s: int
+
+    @classmethod
+    def from_config(cls, cfg: AssimilateConfig) -> Clock:
+        unit = cfg.time.unit_seconds
+        epoch = int(cfg.time.epoch.timestamp())
+
+        def seconds(model_time: float, what: str) -> int:
+            s = model_time * unit
+            if abs(s - round(s)) > 1e-6:
+                raise ConfigError(f"window {what} {model_time} x time.unit_seconds {unit} is not whole seconds")
+            return int(round(s))
+
+        return cls(epoch, unit, epoch + seconds(cfg.window.start, "start"),
+                   seconds(cfg.window.length, "length"), seconds(cfg.window.shift_value, "shift"))
+
+    def window_of(self, t_s: np.ndarray) -> np.ndarray:
+        """The window that assimilates each time, or -1 for times at or before the first start."""
+        late = t_s - self.start_s - self.length_s
+        k = np.maximum(0, -((-late) // self.shift_s))  # ceil division in integers
+        return np.where(t_s > self.start_s, k, -1)
+
+    def window_start(self, k: int) -> int:
+        return self.start_s + k * self.shift_s
+
+    def model_time(self, t_s) -> float:
+        return (np.asarray(t_s) - self.epoch_s) / self.unit_s
+
+
+def _bucket(n: int) -> int:
+    """Pad sizes to powers of two so runs with similar sizes share one compilation (and cache entry)."""
+    return max(16, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def _iso(seconds: int) -> str:
+    return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: bool, dtype: str):
+    grid_dims = tuple(spec.coords)
+    grid_shape = tuple(len(spec.grid[c]) for c in spec.coords)
+    scalar = lambda t="f8", **a: ArraySpec((), (), t, a)  # noqa: E731
+    specs = {
+        "window_start": scalar("i8", long_name="window start (smoother analysis time)", **TIME_ATTRS),
+        "window_end": scalar("i8", long_name="window end (filter analysis time)", **TIME_ATTRS),
+        "model_time_start": scalar(long_name="window start in model time units"),
+        "background": ArraySpec(("member", "ctrl"), (n_ens, n_ctrl), dtype,
+                                {"long_name": "background ensemble of the control [state; parameters] at window start"}),
+        "analysis": ArraySpec(("member", "ctrl"), (n_ens, n_ctrl), dtype,
+                              {"long_name": "analysis (smoother) ensemble of the control at window start"}),
+        "filter": ArraySpec(("member", "ctrl"), (n_ens, n_ctrl), dtype,
+                            {"long_name": "analysis ensemble propagated to window end (filter)"}),
+    }
+    for name, text in [
+        ("cost_initial", "J at w = 0"), ("cost_final", "J at the minimum"), ("cost_b", "background term at the minimum"),
+        ("cost_o", "observation term at the minimum"), ("dfs", "degrees of freedom for signal"),
+        ("chi2", "2 Jo / n_obs at the minimum"), ("spread_analysis", "analysis spread at window start"),
+        ("spread_filter", "filter spread at window end"), ("rmse_background", "background mean RMSE vs truth"),
+        ("rmse_analysis", "analysis mean RMSE vs truth at window start"),
+        ("rmse_filter", "filter mean RMSE vs truth at window end"), ("crps_analysis", "analysis CRPS vs truth"),
+    ]:
+        specs[name] = scalar(long_name=text)
+    specs["iterations"] = scalar("i4", long_name="minimiser iterations")
+    specs["converged"] = scalar("i1", long_name="1 if the step norm fell below the tolerance")
+    specs["n_obs"] = scalar("i4", long_name="observations assimilated")
+    specs["n_rejected"] = scalar("i4", long_name="observations of this window rejected by QC")
+    for name in ("omb_mean", "omb_rms", "oma_mean", "oma_rms"):
+        specs[name] = ArraySpec(("variable",), (len(spec.fields),), "f8")
+    specs["n_obs_variable"] = ArraySpec(("variable",), (len(spec.fields),), "i4")
+    for f in spec.fields:
+        for stage in ("background_mean", "analysis_mean", "analysis_spread", "filter_mean", "filter_spread"):
+            specs[f"{f}_{stage}"] = ArraySpec(grid_dims, grid_shape, dtype)
+        if members:
+            specs[f"{f}_analysis_members"] = ArraySpec(("member", *grid_dims), (n_ens, *grid_shape), dtype)
+    if est:
+        for stage in ("background", "analysis"):
+            specs[f"param_{stage}"] = ArraySpec(("member", "param"), (n_ens, len(est)), "f8",
+                                                {"long_name": f"{stage} parameters, physical units"})
+    obs = ("obs",)
+    specs["obs_time"] = ArraySpec(obs, (16,), "i8", dict(TIME_ATTRS))
+    for name, t in [("obs_value", "f8"), ("obs_error", "f8"), ("hofx_background", "f8"),
+                    ("hofx_analysis", "f8"), ("obs_variable", "i4"), ("qc_flag", "i1")]:
+        specs[name] = ArraySpec(obs, (16,), t)
+    for c in spec.coords:
+        specs[f"obs_{c}"] = ArraySpec(obs, (16,), "f8")
+    coords = {"member": np.arange(n_ens), "ctrl": np.arange(n_ctrl), "variable": np.asarray(spec.fields, "<U32")}
+    coords.update({c: np.asarray(spec.grid[c]) for c in spec.coords})
+    if est:
+        coords["param"] = np.asarray(est, "<U32")
+    return specs, coords
+
+
+def _compat(cfg: AssimilateConfig) -> dict:
+    """The settings a resumed run must share with the store it appends to."""
+    c = resolved(cfg)
+    return {"model": c["model"], "time": c["time"], "window": c["window"], "ensemble_size": c["ensemble"]["size"],
+            "estimated": sorted(k for k, p in c["parameters"].items() if p["estimate"])}
+
+
+def run(
+    cfg: AssimilateConfig,
+    obs_paths: list[Path],
+    out: Path,
+    truth_path: Path | None = None,
+    truth_trajectory: int = 0,
+    command: str = "",
+    progress: Callable[[int, int, dict], None] | None = None,
+    warn: Callable[[str], None] = lambda message: None,
+    commit_every: float = 2.0,
+) -> dict:
+    """Assimilate every window the observations cover (or resume after the store's last one).
+
+    Finished windows are committed together at most every ``commit_every`` seconds (and at
+    the end), so a kill loses at most that much work and never leaves a partial window.
+    """
+    spec = full_state_model(cfg.model.name, cfg.model.n_state, cfg.model.dt)
+    clock = Clock.from_config(cfg)
+    obs = obsio.read_observations(obs_paths)
+    obsio.screen(obs, spec.fields, spec.domain, cfg.observations.on_invalid)
+    t_s = (obs.time - UNIX).astype(np.int64)
+    k_obs = clock.window_of(t_s)
+    outside = (k_obs < 0) & (obs.qc == obsio.QC_OK)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        if cfg.observations.on_invalid == "error":
+            raise ObservationError(
+                f"{obs.where(i)}: time {obsio.format_time(obs.time[i])} is outside every window (the first window "
+                f"starts after {_iso(clock.start_s)}; {int(outside.sum())} such record(s)); check window.start "
+                "and time.epoch, or set observations.on_invalid = \"reject\""
+            )
+        obs.qc[outside] = obsio.QC_OUTSIDE_WINDOWS
+
+    truth = None
+    if truth_path is not None:
+        from levda_cli.io.trajectories import open_trajectories, truth_lookup
+
+        truth = truth_lookup(open_trajectories(truth_path), spec.fields[0], truth_trajectory)
+
+    configure_jax(cfg.output.precision)
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from levda_cli.core import WindowObs, analyse_window, propagate
+    from levda_cli.core.diagnostics import crps, rmse, spread
+
+    setup = window_setup(cfg, spec)
+    values, est, prior_mean, prior_std, _ = parameter_setup(cfg, spec.params)
+    n_ens, n_state = cfg.ensemble.size, spec.dynamics.n_state
+    n_ctrl = n_state + len(est)
+    dtype = jnp.float64 if cfg.output.precision == "float64" else jnp.float32
+    specs, coords = _layout(spec, n_ens, n_ctrl, est, cfg.output.members, "f8")
+    attrs = {
+        "title": "levda analysis store",
+        "levda_version": __version__,
+        "mode": "full-state",
+        "model": spec.name,
+        "config": dumps_attr(resolved(cfg)),
+        "compat": dumps_attr(_compat(cfg)),
+        "command": command,
+        "checkpoint_sha256": "",
+        "control_names": dumps_attr([f"{spec.fields[0]}[{i}]" for i in range(n_state)] + est),
+        "fields": dumps_attr(list(spec.fields)),
+        "qc_flags": dumps_attr(obsio.QC_NAMES),
+    }
+    key = jax.random.PRNGKey(cfg.ensemble.seed)
+    step = eqx.filter_jit(analyse_window)
+    forward = eqx.filter_jit(propagate, )
+
+    with AnalysisStore.open_or_create(out, specs, coords, attrs) as store:
+        resumed = store.n_windows
+        if resumed and store.attrs.get("compat") != attrs["compat"]:
+            raise StoreError(
+                f"{out} was written with different model, time, window or ensemble settings "
+                f"(stored: {store.attrs.get('compat')}); use a new --out, or the store's own config"
+            )
+        late = (k_obs < resumed) & (obs.qc == obsio.QC_OK)
+        if late.any():
+            obs.qc[late] = obsio.QC_ALREADY_ASSIMILATED
+            warn(f"{int(late.sum())} observation(s) fall in windows already in {out}; they are skipped")
+        usable = obs.qc == obsio.QC_OK
+        if not usable.any():
+            return _summary(out, resumed, [], obs, store.n_windows)
+        last = int(k_obs[usable].max())
+        windows = range(resumed, last + 1)
+        per_window = np.bincount(k_obs[usable] - resumed, minlength=len(windows))
+        n_obs_max = _bucket(int(per_window.max()))
+        n_times_max = _bucket(max(len(np.unique(t_s[usable & (k_obs == k)])) for k in windows))
+        coord_arr = np.stack([obs.coords[c] for c in spec.coords], axis=1)
+        field_idx = np.array([spec.fields.index(v) if v in spec.fields else -1 for v in obs.variable])
+        rejected_in = np.bincount(np.maximum(k_obs[(obs.qc != obsio.QC_OK) & (k_obs >= 0)], 0),
+                                  minlength=last + 1)
+
+        if resumed == 0:
+            background = _initial_ensemble(setup, cfg, est, prior_mean, prior_std, jax.random.fold_in(key, 10**9), dtype)
+        else:
+            previous = jnp.asarray(store.read_last("analysis"), dtype)
+            background = forward(setup.problem, previous, setup.n_shift)[-1]
+
+        rows, pending, last_commit = [], [], time.monotonic()
+        for k in windows:
+            sel = np.flatnonzero(usable & (k_obs == k))
+            start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
+            times, tidx = np.unique(t_s[sel], return_inverse=True)
+            pad = n_obs_max - len(sel)
+            wobs = WindowObs(
+                times=jnp.asarray(np.pad((times - start_s) / clock.unit_s, (0, n_times_max - len(times))), dtype),
+                time_index=jnp.asarray(np.pad(tidx, (0, pad)), jnp.int32),
+                coords=jnp.asarray(np.pad(coord_arr[sel], ((0, pad), (0, 0))), dtype),
+                field=jnp.asarray(np.pad(field_idx[sel], (0, pad)), jnp.int32),
+                value=jnp.asarray(np.pad(obs.value[sel], (0, pad)), dtype),
+                error=jnp.asarray(np.pad(obs.error[sel], (0, pad), constant_values=1.0), dtype),
+                mask=jnp.asarray(np.arange(n_obs_max) < len(sel)),
+            )
+            res = jax.tree.map(np.asarray, step(setup, background, wobs, jax.random.fold_in(key, k)))
+            if not (np.isfinite(res.cost_final) and np.isfinite(res.analysis).all() and np.isfinite(res.filter).all()):
+                store.append(pending)
+                raise DivergenceError(
+                    f"window {k} ({_iso(start_s)} to {_iso(end_s)}): the cost or the ensemble is not finite "
+                    f"(J before {float(res.cost_initial):.4g}); the store keeps its {store.n_windows} committed "
+                    "window(s). Try more inflation, a shorter window, or solver.method = \"levenberg-marquardt\""
+                )
+            n_used = len(sel)
+            record = {
+                "window_start": start_s, "window_end": end_s, "model_time_start": clock.model_time(start_s),
+                "background": res.background, "analysis": res.analysis, "filter": res.filter,
+                "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
+                "cost_o": res.cost_o, "dfs": res.dfs, "chi2": 2 * res.cost_o / max(n_used, 1),
+                "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
+                "n_rejected": rejected_in[k] if k < len(rejected_in) else 0,
+                "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
+                "oma_rms": res.oma_rms, "n_obs_variable": res.n_obs_field,
+                "spread_analysis": spread(res.analysis[:, :n_state]),
+                "spread_filter": spread(res.filter[:, :n_state]),
+                "obs_time": t_s[sel], "obs_value": obs.value[sel], "obs_error": obs.error[sel],
+                "hofx_background": res.hofx_background[:n_used], "hofx_analysis": res.hofx_analysis[:n_used],
+                "obs_variable": field_idx[sel], "qc_flag": obs.qc[sel],
+            }
+            for j, c in enumerate(spec.coords):
+                record[f"obs_{c}"] = coord_arr[sel, j]
+            for stage, ens in (("background", res.background), ("analysis", res.analysis), ("filter", res.filter)):
+                fields = [spec.to_fields(m[:n_state]) for m in ens]
+                for f in spec.fields:
+                    stack = np.stack([fl[f] for fl in fields])
+                    record[f"{f}_{stage}_mean"] = stack.mean(axis=0)
+                    if stage != "background":
+                        record[f"{f}_{stage}_spread"] = stack.std(axis=0, ddof=1)
+                    if stage == "analysis" and cfg.output.members:
+                        record[f"{f}_analysis_members"] = stack
+            if est:
+                record["param_background"] = res.background[:, n_state:]
+                record["param_analysis"] = res.analysis[:, n_state:]
+            nan = float("nan")
+            record.update(rmse_background=nan, rmse_analysis=nan, rmse_filter=nan, crps_analysis=nan)
+            if truth is not None:
+                index, states = truth
+                if start_s in index:
+                    xt = states[index[start_s]]
+                    record["rmse_background"] = rmse(res.background[:, :n_state], xt)
+                    record["rmse_analysis"] = rmse(res.analysis[:, :n_state], xt)
+                    record["crps_analysis"] = crps(res.analysis[:, :n_state], xt)
+                if end_s in index:
+                    record["rmse_filter"] = rmse(res.filter[:, :n_state], states[index[end_s]])
+            pending.append({name: np.asarray(v) for name, v in record.items()})
+            if time.monotonic() - last_commit > commit_every or k == windows[-1]:
+                store.append(pending)
+                pending, last_commit = [], time.monotonic()
+            background = jnp.asarray(res.next_background)
+            row = {
+                "window": k, "start": _iso(start_s), "end": _iso(end_s),
+                "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
+                "iterations": int(res.iterations), "converged": bool(res.converged), "n_obs": n_used,
+                "n_rejected": int(record["n_rejected"]),
+                "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
+                "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
+            }
+            if est:
+                row["parameters"] = {n: float(res.analysis[:, n_state + i].mean()) for i, n in enumerate(est)}
+            rows.append(row)
+            if progress is not None:
+                progress(k - resumed + 1, len(windows), row)
+        return _summary(out, resumed, rows, obs, store.n_windows)
+
+
+def _initial_ensemble(setup, cfg, est, prior_mean, prior_std, key, dtype):
+    """Members from a free run: state noise around the forcing level, spun up; parameters from the prior."""
+    import jax
+    import jax.numpy as jnp
+
+    from levda_cli.core import propagate
+
+    problem = setup.problem
+    n_ens, n_state = cfg.ensemble.size, problem.n_state
+    k1, k2 = jax.random.split(key)
+    level = problem.param_default[0]
+    x = level + cfg.ensemble.perturbation * jax.random.normal(k1, (n_ens, n_state), dtype)
+    if est:
+        mu = jnp.asarray(prior_mean, dtype) + jnp.asarray(prior_std, dtype) * jax.random.normal(k2, (n_ens, len(est)), dtype)
+        x = jnp.concatenate([x, mu], axis=1)
+    n_spin = round(cfg.ensemble.spinup / cfg.model.dt)
+    if n_spin == 0:
+        return x
+    return jax.jit(propagate, static_argnums=2)(problem, x, n_spin)[-1]
+
+
+def _summary(out, resumed, rows, obs, n_windows) -> dict:
+    reasons = {obsio.QC_NAMES[int(c)]: int(n) for c, n in zip(*np.unique(obs.qc, return_counts=True)) if c != 0}
+    return {
+        "store": str(out),
+        "levda_version": __version__,
+        "windows_run": len(rows),
+        "resumed_after": resumed,
+        "windows_in_store": n_windows,
+        "n_obs_read": len(obs),
+        "n_obs_assimilated": int(sum(r["n_obs"] for r in rows)),
+        "rejected": reasons,
+        "windows": rows,
+    }

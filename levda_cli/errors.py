@@ -1,0 +1,53 @@
+"""One exception hierarchy; each class carries the exit code the CLI turns it into.
+
+Exit codes (stable; scripts may rely on them):
+
+    0  success
+    1  unexpected internal error (a bug: please report it)
+    2  usage or configuration error (bad flag, bad config file)
+    3  observation input error (unreadable file, bad row, NaN, error <= 0, unknown variable,
+       coordinates outside the domain, time outside every window)
+    4  model or checkpoint error (unknown model, corrupt or mismatched checkpoint)
+    5  store error (damaged or incompatible output store, truth store unreadable)
+    6  store locked by another writer
+    7  numerical divergence (non-finite cost or ensemble)
+"""
+
+from __future__ import annotations
+
+
+class LevdaError(Exception):
+    """Base of every error levda reports to a user. ``str(err)`` is the whole message."""
+
+    exit_code = 1
+    kind = "error"
+
+
+class ConfigError(LevdaError):
+    exit_code = 2
+    kind = "configuration error"
+
+
+class ObservationError(LevdaError):
+    exit_code = 3
+    kind = "observation error"
+
+
+class ModelError(LevdaError):
+    exit_code = 4
+    kind = "model error"
+
+
+class StoreError(LevdaError):
+    exit_code = 5
+    kind = "store error"
+
+
+class StoreLockedError(StoreError):
+    exit_code = 6
+    kind = "store locked"
+
+
+class DivergenceError(LevdaError):
+    exit_code = 7
+    kind = "numerical divergence"

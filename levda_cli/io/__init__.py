@@ -1,0 +1,1 @@
+"""File formats: observations, the truth/trajectory store, the analysis store."""

@@ -1,0 +1,332 @@
+"""Observation files: CSV and flat NetCDF (DESIGN section 5), into one in-memory set.
+
+One record is a time (UTC), coordinates, a variable name, a value and an error standard
+deviation. Readers check the syntax of every record and keep where each came from (file and
+row), so later checks (unknown variable, outside the domain, outside every window) can name
+the record. Nothing here knows about models: the caller supplies what is valid.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import math
+from pathlib import Path
+
+import numpy as np
+
+from levda_cli.errors import ObservationError
+
+UNIX_EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
+TIME_UNITS = "seconds since 1970-01-01T00:00:00Z"
+REQUIRED = ("time", "variable", "value", "error")
+
+# Reason codes of rejected observations (stored per observation as qc_flag).
+QC_OK = 0
+QC_NAN = 1
+QC_NONPOSITIVE_ERROR = 2
+QC_UNKNOWN_VARIABLE = 3
+QC_OUTSIDE_DOMAIN = 4
+QC_OUTSIDE_WINDOWS = 5
+QC_ALREADY_ASSIMILATED = 6
+QC_NAMES = {
+    QC_OK: "ok",
+    QC_NAN: "nan",
+    QC_NONPOSITIVE_ERROR: "nonpositive_error",
+    QC_UNKNOWN_VARIABLE: "unknown_variable",
+    QC_OUTSIDE_DOMAIN: "outside_domain",
+    QC_OUTSIDE_WINDOWS: "outside_windows",
+    QC_ALREADY_ASSIMILATED: "already_assimilated",
+}
+
+
+@dataclasses.dataclass
+class ObservationSet:
+    """Observations as columns. ``time`` is ``datetime64[s]`` UTC; ``qc`` 0 means usable."""
+
+    time: np.ndarray
+    coords: dict[str, np.ndarray]
+    variable: np.ndarray  # str
+    value: np.ndarray
+    error: np.ndarray
+    source: np.ndarray  # file name per record
+    row: np.ndarray  # line (CSV, 1-based, header is line 1) or index (NetCDF, 0-based)
+    qc: np.ndarray = None
+
+    def __post_init__(self):
+        if self.qc is None:
+            self.qc = np.zeros(len(self.value), np.int8)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def where(self, i: int) -> str:
+        """Where record ``i`` came from, for messages."""
+        unit = "line" if str(self.source[i]).lower().endswith(".csv") else "record"
+        return f"{self.source[i]}, {unit} {self.row[i]}"
+
+    @staticmethod
+    def concat(sets: list[ObservationSet]) -> ObservationSet:
+        names = list(sets[0].coords)
+        for s in sets[1:]:
+            if list(s.coords) != names:
+                raise ObservationError(
+                    f"{s.source[0] if len(s) else 'a file'} has coordinates {list(s.coords)}, "
+                    f"the first file has {names}; all files of one run must use the same coordinates"
+                )
+        cat = lambda attr: np.concatenate([getattr(s, attr) for s in sets])  # noqa: E731
+        return ObservationSet(
+            time=cat("time"),
+            coords={n: np.concatenate([s.coords[n] for s in sets]) for n in names},
+            variable=cat("variable"),
+            value=cat("value"),
+            error=cat("error"),
+            source=cat("source"),
+            row=cat("row"),
+            qc=cat("qc"),
+        )
+
+
+def parse_time(text: str) -> np.datetime64:
+    """An ISO 8601 time; a time without a zone is UTC, any zone is converted to UTC."""
+    stamp = dt.datetime.fromisoformat(text.strip())
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return np.datetime64(stamp, "s")
+
+
+def format_time(t: np.datetime64) -> str:
+    return f"{np.datetime_as_string(t.astype('datetime64[s]'), unit='s')}Z"
+
+
+def read_csv(path: Path) -> ObservationSet:
+    """Read a CSV with a header naming ``time``, coordinates, ``variable``, ``value``, ``error``."""
+    path = Path(path)
+    try:
+        handle = path.open(newline="")
+    except OSError as err:
+        raise ObservationError(f"cannot read observation file {path}: {err.strerror}") from None
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ObservationError(f"{path} is empty: expected a header row such as "
+                                   "'time,site,variable,value,error'") from None
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise ObservationError(
+                f"{path}, line 1: the header lacks column(s) {', '.join(missing)}; found {', '.join(header)}"
+            )
+        col = {name: i for i, name in enumerate(header)}
+        coord_names = [h for h in header if h not in REQUIRED and h != "qc"]
+        times, variables, values, errors, rows = [], [], [], [], []
+        coords = {c: [] for c in coord_names}
+        for line, fields in enumerate(reader, start=2):
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if len(fields) != len(header):
+                raise ObservationError(
+                    f"{path}, line {line}: malformed row: {len(fields)} fields where the header has "
+                    f"{len(header)} ({','.join(fields)[:80]})"
+                )
+            try:
+                times.append(parse_time(fields[col["time"]]))
+            except ValueError:
+                raise ObservationError(
+                    f"{path}, line {line}: cannot read time '{fields[col['time']]}'; "
+                    "write ISO 8601 UTC such as 2000-01-01T06:00:00Z"
+                ) from None
+            for name in ("value", "error", *coord_names):
+                try:
+                    number = float(fields[col[name]])
+                except ValueError:
+                    raise ObservationError(
+                        f"{path}, line {line}: column '{name}' is not a number: '{fields[col[name]]}'"
+                    ) from None
+                (values if name == "value" else errors if name == "error" else coords[name]).append(number)
+            variables.append(fields[col["variable"]].strip())
+            rows.append(line)
+    n = len(values)
+    return ObservationSet(
+        time=np.array(times, dtype="datetime64[s]").reshape(n),
+        coords={c: np.asarray(v, float) for c, v in coords.items()},
+        variable=np.asarray(variables, dtype=object).reshape(n),
+        value=np.asarray(values, float),
+        error=np.asarray(errors, float),
+        source=np.full(n, str(path), dtype=object),
+        row=np.asarray(rows, int),
+    )
+
+
+def write_csv(obs: ObservationSet, path: Path) -> None:
+    path = Path(path)
+    names = list(obs.coords)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["time", *names, "variable", "value", "error"])
+        for i in range(len(obs)):
+            w.writerow([
+                format_time(obs.time[i]),
+                *(repr(float(obs.coords[n][i])) for n in names),
+                obs.variable[i],
+                repr(float(obs.value[i])),
+                repr(float(obs.error[i])),
+            ])
+    tmp.replace(path)
+
+
+def _seconds_since(units: str, path: Path, name: str) -> np.datetime64:
+    try:
+        unit, since = units.split(" since ")
+        if unit.strip() != "seconds":
+            raise ValueError
+        return parse_time(since.strip())
+    except ValueError:
+        raise ObservationError(
+            f"{path}: variable '{name}' has units '{units}'; expected 'seconds since <ISO time>'"
+        ) from None
+
+
+def read_netcdf(path: Path) -> ObservationSet:
+    """Read a flat NetCDF observation file (dimension ``obs``)."""
+    import netCDF4
+
+    path = Path(path)
+    try:
+        ds = netCDF4.Dataset(path, "r")
+    except OSError as err:
+        raise ObservationError(f"cannot read observation file {path} as NetCDF: {err}") from None
+    with ds:
+        ds.set_auto_mask(False)
+        if "obs" not in ds.dimensions:
+            raise ObservationError(
+                f"{path}: no dimension 'obs'; a flat observation file has dimension 'obs' and "
+                "variables time, <coordinates>, variable, value, error"
+            )
+        missing = [v for v in REQUIRED if v not in ds.variables]
+        if missing:
+            raise ObservationError(f"{path}: missing variable(s) {', '.join(missing)}")
+        n = len(ds.dimensions["obs"])
+        tvar = ds.variables["time"]
+        origin = _seconds_since(getattr(tvar, "units", ""), path, "time")
+        seconds = np.asarray(tvar[:], dtype=np.int64)
+        names = getattr(ds, "coordinate_names", "")
+        coord_names = names.split() if names else [
+            v for v, var in ds.variables.items()
+            if v not in (*REQUIRED, "qc") and var.dimensions == ("obs",)
+        ]
+        for c in coord_names:
+            if c not in ds.variables:
+                raise ObservationError(f"{path}: coordinate variable '{c}' (named in coordinate_names) is missing")
+        return ObservationSet(
+            time=origin + seconds.astype("timedelta64[s]"),
+            coords={c: np.asarray(ds.variables[c][:], float) for c in coord_names},
+            variable=np.asarray(ds.variables["variable"][:], dtype=object).reshape(n),
+            value=np.asarray(ds.variables["value"][:], float),
+            error=np.asarray(ds.variables["error"][:], float),
+            source=np.full(n, str(path), dtype=object),
+            row=np.arange(n),
+        )
+
+
+def write_netcdf(obs: ObservationSet, path: Path) -> None:
+    import netCDF4
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+        ds.createDimension("obs", len(obs))
+        t = ds.createVariable("time", "i8", ("obs",))
+        t.units = TIME_UNITS
+        t.calendar = "standard"
+        t.standard_name = "time"
+        t[:] = (obs.time - UNIX_EPOCH).astype(np.int64)
+        for name, values in obs.coords.items():
+            ds.createVariable(name, "f8", ("obs",))[:] = values
+        var = ds.createVariable("variable", str, ("obs",))
+        var[:] = np.asarray(obs.variable, dtype=object)
+        ds.createVariable("value", "f8", ("obs",))[:] = obs.value
+        err = ds.createVariable("error", "f8", ("obs",))
+        err.long_name = "observation error standard deviation"
+        err[:] = obs.error
+        ds.coordinate_names = " ".join(obs.coords)
+        ds.Conventions = "levda-flat-obs-1"
+    tmp.replace(path)
+
+
+def read_observations(paths: list[Path]) -> ObservationSet:
+    """Read every file (format from the suffix: .csv, or .nc/.nc4/.netcdf) into one set."""
+    if not paths:
+        raise ObservationError("no observation files given")
+    sets = []
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise ObservationError(f"observation file {path} does not exist")
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            sets.append(read_csv(path))
+        elif suffix in (".nc", ".nc4", ".netcdf", ".h5"):
+            sets.append(read_netcdf(path))
+        else:
+            raise ObservationError(f"{path}: unknown observation format '{suffix}'; use .csv or .nc")
+    return ObservationSet.concat(sets)
+
+
+def write_observations(obs: ObservationSet, path: Path, fmt: str = "auto") -> None:
+    path = Path(path)
+    if fmt == "auto":
+        fmt = "csv" if path.suffix.lower() == ".csv" else "netcdf"
+    (write_csv if fmt == "csv" else write_netcdf)(obs, path)
+
+
+def screen(
+    obs: ObservationSet,
+    fields: tuple[str, ...],
+    domain: dict[str, tuple[float, float]],
+    on_invalid: str,
+) -> None:
+    """Check every record; raise on the first bad one, or mark it rejected in ``obs.qc``.
+
+    Checks, in order: NaN or infinite value/error/coordinate, error <= 0, unknown variable,
+    missing or unexpected coordinates, coordinates outside the half-open ``domain`` boxes.
+    """
+    missing = [c for c in domain if c not in obs.coords]
+    extra = [c for c in obs.coords if c not in domain]
+    if missing or extra:
+        src = obs.source[0] if len(obs) else "the observation files"
+        raise ObservationError(
+            f"{src}: the observations have coordinates {list(obs.coords) or 'none'}, the model expects "
+            f"{list(domain)}" + (f" (missing {missing})" if missing else "") + (f" (unknown {extra})" if extra else "")
+        )
+
+    def flag(mask: np.ndarray, code: int, message) -> None:
+        mask = mask & (obs.qc == QC_OK)
+        if not mask.any():
+            return
+        if on_invalid == "error":
+            i = int(np.flatnonzero(mask)[0])
+            raise ObservationError(f"{obs.where(i)}: {message(i)} ({int(mask.sum())} such record(s) in all; "
+                                   "fix the file, or set observations.on_invalid = \"reject\" to skip them)")
+        obs.qc[mask] = code
+
+    finite = np.isfinite(obs.value) & np.isfinite(obs.error)
+    for c in obs.coords.values():
+        finite &= np.isfinite(c)
+    flag(~finite, QC_NAN, lambda i: f"value {obs.value[i]}, error {obs.error[i]} or a coordinate is NaN or infinite "
+         f"(variable '{obs.variable[i]}')")
+    flag(obs.error <= 0, QC_NONPOSITIVE_ERROR,
+         lambda i: f"error standard deviation must be positive, got {obs.error[i]} (variable '{obs.variable[i]}')")
+    known = np.isin(obs.variable.astype(str), np.asarray(fields, dtype=str))
+    flag(~known, QC_UNKNOWN_VARIABLE,
+         lambda i: f"unknown variable '{obs.variable[i]}'; this model has {', '.join(fields)}")
+    for name, (lo, hi) in domain.items():
+        c = obs.coords[name]
+        with np.errstate(invalid="ignore"):
+            outside = ~((c >= lo) & (c < hi))
+        flag(outside, QC_OUTSIDE_DOMAIN,
+             lambda i, name=name, lo=lo, hi=hi: f"coordinate {name} = {obs.coords[name][i]} is outside the domain "
+             f"[{lo}, {hi}) (variable '{obs.variable[i]}')")

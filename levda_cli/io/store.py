@@ -1,0 +1,220 @@
+"""The Zarr analysis store: appended window by window, each window committed atomically.
+
+Format: Zarr v2 with consolidated metadata (``.zmetadata``), readable by ``xarray.open_zarr``
+and by every Zarr implementation. Every array has the window as its first dimension, chunked
+one window per chunk, so appending a window never rewrites a committed chunk.
+
+Commit protocol: the new window's chunks and each array's grown shape are written first (each
+file is written to a temporary name and renamed, by zarr's local store), then the root
+attribute ``n_windows``, and last the consolidated metadata. Readers of the consolidated
+metadata (xarray does this by default) see either the old or the new window count, never a
+half-written window. A store whose arrays run ahead of its consolidated metadata (a killed
+writer) is repaired on the next open by shrinking them back to the committed count.
+
+A new store is built under a hidden temporary name and renamed into place when its first
+window commits, so a run that fails before that leaves nothing behind. A second writer is
+kept out by a lock file beside the store (``.<name>.lock``), released by the OS if the
+holder dies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from levda_cli.errors import StoreError, StoreLockedError
+
+FORMAT_VERSION = 1
+TIME_ATTRS = {"units": "seconds since 1970-01-01T00:00:00", "calendar": "proleptic_gregorian"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySpec:
+    """One stored array: dimensions after ``window``, their sizes, dtype and attributes."""
+
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    attrs: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def fill(self):
+        return np.nan if np.dtype(self.dtype).kind == "f" else -1
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+class AnalysisStore:
+    """An open, locked store. Use ``open_or_create`` and ``close`` (or ``with``)."""
+
+    def __init__(self, path: Path, lock, root, n_windows: int, tmp: Path | None, attrs: dict):
+        self.path = path
+        self._lock = lock
+        self._root = root
+        self.n_windows = n_windows
+        self._tmp = tmp  # building a new store here until its first commit
+        self.attrs = attrs
+
+    # -- opening -------------------------------------------------------------------------------
+    @classmethod
+    def open_or_create(cls, path: Path, specs: dict[str, ArraySpec], coords: dict[str, np.ndarray],
+                       attrs: dict) -> AnalysisStore:
+        from filelock import FileLock, Timeout
+
+        path = Path(path)
+        if not path.parent.exists():
+            raise StoreError(f"cannot create {path}: the folder {path.parent} does not exist")
+        lock = FileLock(_lock_path(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise StoreLockedError(
+                f"{path} is being written by another levda process (lock {_lock_path(path)} is held); "
+                "wait for it to finish, or check for a stuck job"
+            ) from None
+        try:
+            if path.exists():
+                return cls._open_existing(path, lock, specs)
+            return cls._create(path, lock, specs, coords, attrs)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _create(cls, path, lock, specs, coords, attrs):
+        import zarr
+
+        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+        root = zarr.open_group(tmp, mode="w", zarr_format=2)
+        for name, values in coords.items():
+            values = np.asarray(values)
+            arr = root.create_array(name, shape=values.shape, dtype=values.dtype,
+                                    attributes={"_ARRAY_DIMENSIONS": [name]}, fill_value=None)
+            arr[...] = values
+        for name, spec in specs.items():
+            root.create_array(
+                name,
+                shape=(0, *spec.shape),
+                chunks=(1, *[max(1, s) for s in spec.shape]),
+                dtype=spec.dtype,
+                fill_value=spec.fill,
+                attributes={"_ARRAY_DIMENSIONS": ["window", *spec.dims], **spec.attrs},
+            )
+        root.attrs.update({**attrs, "levda_store_version": FORMAT_VERSION, "n_windows": 0})
+        return cls(path, lock, root, 0, tmp, dict(root.attrs))
+
+    @classmethod
+    def _open_existing(cls, path, lock, specs):
+        import zarr
+
+        try:
+            committed = zarr.open_group(path, mode="r", use_consolidated=True)
+            attrs = dict(committed.attrs)
+            n = int(attrs["n_windows"])
+            if attrs.get("levda_store_version") != FORMAT_VERSION:
+                raise StoreError(f"{path} has store version {attrs.get('levda_store_version')}; "
+                                 f"this levda writes version {FORMAT_VERSION}")
+            root = zarr.open_group(path, mode="r+", use_consolidated=False)
+        except StoreError:
+            raise
+        except Exception as err:
+            raise StoreError(
+                f"{path} is not a readable levda store ({type(err).__name__}: {err}); "
+                "move it aside and start a new one, or point --out elsewhere"
+            ) from None
+        repaired = False
+        for name, spec in specs.items():
+            if name not in root:
+                raise StoreError(f"{path} lacks the array '{name}': it was written by a different levda "
+                                 "version or model; write to a new store")
+            arr = root[name]
+            if arr.shape[0] != n:
+                arr.resize((n, *arr.shape[1:]))  # drop a window a killed writer left uncommitted
+                repaired = True
+        store = cls(path, lock, root, n, None, attrs)
+        if repaired or dict(root.attrs).get("n_windows") != n:
+            root.attrs["n_windows"] = n
+            store._consolidate()
+        return store
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_last(self, name: str) -> np.ndarray:
+        if self.n_windows == 0:
+            raise StoreError(f"{self.path} holds no committed window")
+        return np.asarray(self._root[name][self.n_windows - 1])
+
+    # -- writing -------------------------------------------------------------------------------
+    def append(self, windows: list[dict[str, np.ndarray]]) -> None:
+        """Write complete windows (every array of the layout) and commit them together.
+
+        Batching amortises the metadata writes of a commit; each window is still whole or
+        absent, since the consolidated metadata is written last.
+        """
+        if not windows:
+            return
+        n, b = self.n_windows, len(windows)
+        arrays = self._arrays()
+        for name in windows[0]:
+            arr = arrays[name]
+            values = [np.asarray(w[name], dtype=arr.dtype) for w in windows]
+            shape = [n + b, *arr.shape[1:]]
+            for value in values:
+                for axis, size in enumerate(value.shape, start=1):
+                    shape[axis] = max(shape[axis], size)  # the observation slots may grow
+            block = np.full((b, *shape[1:]), np.nan if arr.dtype.kind == "f" else -1, arr.dtype)
+            for i, value in enumerate(values):
+                block[(i, *(slice(0, s) for s in value.shape))] = value
+            arr.resize(tuple(shape))
+            arr[n : n + b] = block
+        self._root.attrs["n_windows"] = n + b
+        self._consolidate()
+        self.n_windows = n + b
+        if self._tmp is not None:
+            import zarr
+
+            if self.path.exists():
+                raise StoreError(f"{self.path} appeared while this run was creating it; another process wrote it")
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+            self._root = zarr.open_group(self.path, mode="r+", use_consolidated=False)
+            self._cache = None
+
+    _cache = None
+
+    def _arrays(self) -> dict:
+        if self._cache is None:
+            self._cache = {name: arr for name, arr in self._root.arrays()}
+        return self._cache
+
+    def _consolidate(self) -> None:
+        import zarr
+
+        zarr.consolidate_metadata(self._root.store)
+
+    def set_attrs(self, attrs: dict) -> None:
+        """Update root attributes; they become visible with the next commit."""
+        self._root.attrs.update(attrs)
+
+    def close(self) -> None:
+        if self._tmp is not None and self._tmp.exists():
+            shutil.rmtree(self._tmp, ignore_errors=True)  # nothing committed: leave nothing behind
+        self._lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def dumps_attr(value) -> str:
+    """Structured attributes are stored as JSON text (NetCDF-safe, no bool/None/dict attrs)."""
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,62 @@
+"""Trajectory stores written by ``levda simulate`` (Zarr, CF-style coordinates).
+
+Layout: data variables ``<field>(trajectory, time, <coords>)`` and ``<param>(trajectory)``;
+``time`` is a UTC datetime coordinate with ``model_time`` (model units) beside it; attributes
+``benchmark``, ``epoch``, ``time_unit_seconds``, ``dt``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from levda_cli.errors import StoreError
+
+
+def write_trajectories(ds, path: Path, overwrite: bool = False) -> None:
+    """Write ``ds`` to ``path`` atomically: into a hidden sibling folder, then renamed."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise StoreError(f"{path} already exists; pass --overwrite to replace it")
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def open_trajectories(path: Path):
+    """Open a trajectory store, refusing anything that is not one with a clear message."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"trajectory store {path} does not exist (make one with 'levda simulate')")
+    try:
+        ds = xr.open_zarr(path, consolidated=None)
+    except Exception as err:  # zarr raises several types for a damaged store
+        raise StoreError(f"cannot open {path} as a Zarr trajectory store: {err}") from None
+    for attr in ("benchmark", "time_unit_seconds", "epoch"):
+        if attr not in ds.attrs:
+            raise StoreError(f"{path} lacks the attribute '{attr}'; was it written by 'levda simulate'?")
+    if "time" not in ds.coords or "model_time" not in ds.coords:
+        raise StoreError(f"{path} lacks the 'time' and 'model_time' coordinates")
+    return ds
+
+
+def truth_lookup(ds, field: str, trajectory: int = 0) -> tuple[dict[int, int], np.ndarray]:
+    """Map 'seconds since 1970' -> time index, and the truth array ``(time, ...)`` of one trajectory."""
+    if field not in ds:
+        raise StoreError(f"the truth store has no field '{field}'; it has {', '.join(map(str, ds.data_vars))}")
+    if trajectory >= ds.sizes.get("trajectory", 1):
+        raise StoreError(f"the truth store has {ds.sizes.get('trajectory', 1)} trajectories; asked for {trajectory}")
+    seconds = (ds["time"].values.astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(np.int64)
+    values = np.asarray(ds[field].isel(trajectory=trajectory).values, float)
+    return {int(s): i for i, s in enumerate(seconds)}, values
