@@ -13,6 +13,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    epilog="Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 observations, 4 model/checkpoint, "
+    "5 store, 6 store locked, 7 numerical divergence.",
 )
 
 
@@ -26,11 +28,7 @@ def _version(value: bool):
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    """levda: windowed 4DEnVar with joint parameter estimation; see `levda COMMAND --help`.
-
-    Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 observations, 4 model/checkpoint,
-    5 store, 6 store locked, 7 numerical divergence.
-    """
+    """levda: windowed 4DEnVar with joint parameter estimation; see `levda COMMAND --help`."""
 
 
 app.command("simulate")(simulate.simulate)

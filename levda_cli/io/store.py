@@ -116,8 +116,10 @@ class AnalysisStore:
         import zarr
 
         try:
-            committed = zarr.open_group(path, mode="r", use_consolidated=True)
-            attrs = dict(committed.attrs)
+            # The commit point is the consolidated metadata, read as written (zarr itself would
+            # take a v2 group's attributes from .zattrs, which a killed writer may have advanced).
+            consolidated = json.loads((path / ".zmetadata").read_text())
+            attrs = consolidated["metadata"][".zattrs"]
             n = int(attrs["n_windows"])
             if attrs.get("levda_store_version") != FORMAT_VERSION:
                 raise StoreError(f"{path} has store version {attrs.get('levda_store_version')}; "

@@ -1,0 +1,3 @@
+from levda_cli.cli.main import run
+
+run()

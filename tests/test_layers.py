@@ -1,0 +1,21 @@
+"""The numerical core and the physics import no I/O, CLI or config library; --help imports no JAX."""
+
+import subprocess
+import sys
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_core_and_physics_are_pure():
+    loaded = _loaded_after("import levda_cli.core, levda_cli.physics")
+    forbidden = {"xarray", "zarr", "netCDF4", "typer", "rich", "pydantic", "click"}  # (JAX itself loads filelock)
+    assert not (loaded & forbidden)
+
+
+def test_cli_entry_does_not_import_jax():
+    loaded = _loaded_after("import levda_cli.cli.main")
+    assert "jax" not in loaded
