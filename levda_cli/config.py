@@ -83,8 +83,11 @@ class ParameterConfig(_Strict):
 
 
 class InflationConfig(_Strict):
-    multiplicative: float = Field(1.02, ge=1.0)
+    """Fixed multiplicative inflation, RTPS, and the adaptive finite-size (EnKF-N) background term."""
+
+    multiplicative: float = Field(1.0, ge=1.0)
     rtps: float = Field(0.0, ge=0.0, le=1.0)
+    finite_size: bool = Field(True, description="EnKF-N background term: inflation adapted every window")
 
 
 class SolverConfig(_Strict):
@@ -214,7 +217,8 @@ def window_setup(cfg: AssimilateConfig, spec):
     import jax.numpy as jnp
 
     from levda_cli.core import (
-        RTPS, GaussNewton, LevenbergMarquardt, Multiplicative, ParameterJitter, Problem, WindowSetup,
+        RTPS, FiniteSizePrior, GaussianPrior, GaussNewton, LevenbergMarquardt, Multiplicative, ParameterJitter,
+        Problem, WindowSetup,
     )
 
     values, est, _, _, jitter = parameter_setup(cfg, spec.params)
@@ -235,6 +239,7 @@ def window_setup(cfg: AssimilateConfig, spec):
         problem=problem,
         solver=solver,
         inflation=tuple(inflation),
+        prior=FiniteSizePrior() if cfg.inflation.finite_size else GaussianPrior(),
         n_window=round(cfg.window.length / cfg.model.dt),
         n_shift=round(cfg.window.shift_value / cfg.model.dt),
         n_field=len(spec.fields),

@@ -5,12 +5,16 @@ Nothing here imports I/O, CLI or configuration libraries (a test enforces it).
 
 from levda_cli.core.dynamics import AbstractDynamics, Problem, WindowObs, forecast, predict
 from levda_cli.core.inflation import RTPS, AbstractInflation, Multiplicative, ParameterJitter
+from levda_cli.core.prior import AbstractPrior, FiniteSizePrior, GaussianPrior
 from levda_cli.core.solver import AbstractSolver, GaussNewton, LevenbergMarquardt
 from levda_cli.core.window import WindowResult, WindowSetup, analyse_window, propagate
 
 __all__ = [
     "AbstractDynamics",
     "AbstractInflation",
+    "AbstractPrior",
+    "FiniteSizePrior",
+    "GaussianPrior",
     "AbstractSolver",
     "GaussNewton",
     "LevenbergMarquardt",

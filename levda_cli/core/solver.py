@@ -4,7 +4,8 @@
 ``d(w) = R^{-1/2} (y - h(v_bar + X w))`` (masked entries are zero). ``S = -dd/dw`` is the
 observation-space image of the ensemble directions; it is built by forward-mode autodiff
 (one JVP per ensemble direction, ``N`` in all), so no tangent-linear code is written by hand.
-The Gauss-Newton Hessian is ``H = I + S^T S`` (N x N).
+The Gauss-Newton Hessian is ``H = zeta I + S^T S`` (N x N), ``zeta`` the curvature of the
+background term (1 for the Gaussian term; see ``prior.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
+
+from levda_cli.core.prior import AbstractPrior
 
 
 class Minimum(eqx.Module):
@@ -36,8 +39,8 @@ def linearise(residual: Callable[[Array], Array], w: Float[Array, " n_ens"]) -> 
     return d, -jac
 
 
-def cost(w: Array, d: Array) -> Array:
-    return 0.5 * (w @ w) + 0.5 * (d @ d)
+def cost(prior: AbstractPrior, w: Array, d: Array) -> Array:
+    return prior.value(w) + 0.5 * (d @ d)
 
 
 class AbstractSolver(eqx.Module):
@@ -47,10 +50,10 @@ class AbstractSolver(eqx.Module):
     tolerance: eqx.AbstractVar[float]
 
     @abc.abstractmethod
-    def minimise(self, residual: Callable[[Array], Array], n_ens: int, dtype) -> Minimum: ...
+    def minimise(self, residual: Callable[[Array], Array], prior: AbstractPrior, n_ens: int, dtype) -> Minimum: ...
 
 
-def _damped_iterations(residual, n_ens, dtype, max_iterations, tolerance, damping, factor) -> Minimum:
+def _damped_iterations(residual, prior, n_ens, dtype, max_iterations, tolerance, damping, factor) -> Minimum:
     """Gauss-Newton (``damping == 0``) or Levenberg-Marquardt iterations.
 
     With damping, a step that raises the cost is refused and the damping multiplied by
@@ -68,15 +71,16 @@ def _damped_iterations(residual, n_ens, dtype, max_iterations, tolerance, dampin
 
     def body(state):
         w, d, S, it, _, lam = state
-        H = eye + S.T @ S
-        g = S.T @ d - w
+        zeta = prior.zeta(w)
+        H = zeta * eye + S.T @ S
+        g = S.T @ d - zeta * w
         dw = jnp.linalg.solve(H + lam * eye, g)
         w_new = w + dw
         d_new, S_new = linearise(residual, w_new)
         if damping == 0.0:
             accept = jnp.asarray(True)
         else:
-            accept = cost(w_new, d_new) <= cost(w, d)
+            accept = cost(prior, w_new, d_new) <= cost(prior, w, d)
         lam_new = jnp.where(accept, lam / factor, lam * factor)
         pick = lambda a, b: jnp.where(accept, a, b)  # noqa: E731
         return (pick(w_new, w), pick(d_new, d), pick(S_new, S), it + 1, jnp.linalg.norm(dw), lam_new)
@@ -98,8 +102,8 @@ class GaussNewton(AbstractSolver):
         if not self.tolerance > 0:
             raise ValueError(f"tolerance must be positive, got {self.tolerance}")
 
-    def minimise(self, residual, n_ens, dtype) -> Minimum:
-        return _damped_iterations(residual, n_ens, dtype, self.max_iterations, self.tolerance, 0.0, 1.0)
+    def minimise(self, residual, prior, n_ens, dtype) -> Minimum:
+        return _damped_iterations(residual, prior, n_ens, dtype, self.max_iterations, self.tolerance, 0.0, 1.0)
 
 
 class LevenbergMarquardt(AbstractSolver):
@@ -116,7 +120,7 @@ class LevenbergMarquardt(AbstractSolver):
         if not (self.tolerance > 0 and self.damping > 0 and self.factor > 1):
             raise ValueError("Levenberg-Marquardt needs tolerance > 0, damping > 0 and factor > 1")
 
-    def minimise(self, residual, n_ens, dtype) -> Minimum:
+    def minimise(self, residual, prior, n_ens, dtype) -> Minimum:
         return _damped_iterations(
-            residual, n_ens, dtype, self.max_iterations, self.tolerance, self.damping, self.factor
+            residual, prior, n_ens, dtype, self.max_iterations, self.tolerance, self.damping, self.factor
         )

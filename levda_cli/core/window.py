@@ -5,7 +5,8 @@ differentiated by JAX:
 
 - control ``v(w) = v_bar + X w`` with ``X = (E - v_bar)^T / sqrt(N - 1)`` (after the
   background inflation strategies);
-- the cost's minimiser ``w*`` (``solver``) and the Hessian ``H = I + S^T S`` at ``w*``;
+- the cost's minimiser ``w*`` (``solver``) and the Hessian ``H = zeta I + S^T S`` at ``w*``
+  (``zeta = 1`` for the Gaussian background term, adaptive for the finite-size EnKF-N one);
 - analysis members ``v_bar + X W`` with ``W = w* 1^T + sqrt(N - 1) H^{-1/2} U``, the symmetric
   square root and ``U`` either the identity or a random mean-preserving rotation.
 
@@ -26,6 +27,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from levda_cli.core.diagnostics import field_stats
 from levda_cli.core.dynamics import Problem, WindowObs, forecast, predict
 from levda_cli.core.inflation import AbstractInflation
+from levda_cli.core.prior import AbstractPrior, GaussianPrior
 from levda_cli.core.solver import AbstractSolver, GaussNewton, cost
 
 
@@ -35,6 +37,7 @@ class WindowSetup(eqx.Module):
     problem: Problem
     solver: AbstractSolver = GaussNewton()
     inflation: tuple[AbstractInflation, ...] = ()
+    prior: AbstractPrior = GaussianPrior()
     n_window: int = eqx.field(static=True, default=1)
     n_shift: int = eqx.field(static=True, default=1)
     n_field: int = eqx.field(static=True, default=1)
@@ -62,7 +65,8 @@ class WindowResult(eqx.Module):
     cost_o: Float[Array, ""]
     iterations: Int[Array, ""]
     converged: Bool[Array, ""]
-    dfs: Float[Array, ""]  # degrees of freedom for signal, N - tr(H^-1)
+    dfs: Float[Array, ""]  # degrees of freedom for signal, tr(S^T S H^-1)
+    zeta: Float[Array, ""]  # background-term curvature at the minimum (1/zeta: adaptive inflation^2)
     n_obs: Int[Array, ""]
     hofx_background: Float[Array, " n_obs"]
     hofx_analysis: Float[Array, " n_obs"]
@@ -114,12 +118,17 @@ def analyse_window(
         h = predict(problem, v_bar + X @ w, obs, setup.n_window)
         return jnp.where(obs.mask, (obs.value - h) / safe_error, 0.0)
 
-    minimum = setup.solver.minimise(residual, n_ens, dtype)
+    minimum = setup.solver.minimise(residual, setup.prior, n_ens, dtype)
     w, S = minimum.w, minimum.S
-    H = jnp.eye(n_ens, dtype=dtype) + S.T @ S
+    zeta = setup.prior.zeta(w)
+    StS = S.T @ S
+    # The exact Hessian of the background term (Bocquet & Sakov 2012), unless far from the
+    # background it is not positive definite; then the always-positive Gauss-Newton one.
+    H_exact = setup.prior.hessian(w) + StS
+    H_gn = zeta * jnp.eye(n_ens, dtype=dtype) + StS
+    H = jnp.where(jnp.linalg.eigvalsh(H_exact)[0] > 1e-8 * zeta, H_exact, H_gn)
     evals, evecs = jnp.linalg.eigh(H)
     H_inv_sqrt = (evecs / jnp.sqrt(evals)) @ evecs.T
-    H_inv_trace = jnp.sum(1.0 / evals)
     U = mean_preserving_rotation(keys[-1], n_ens, dtype) if setup.rotate else jnp.eye(n_ens, dtype=dtype)
     W = w[:, None] + jnp.sqrt(n_ens - 1.0) * H_inv_sqrt @ U
     analysis = v_bar + (X @ W).T
@@ -139,13 +148,14 @@ def analyse_window(
         filter=traj[setup.n_window],
         next_background=traj[setup.n_shift],
         w=w,
-        cost_initial=cost(jnp.zeros_like(w), d0),
-        cost_final=cost(w, minimum.d),
-        cost_b=0.5 * (w @ w),
+        cost_initial=cost(setup.prior, jnp.zeros_like(w), d0),
+        cost_final=cost(setup.prior, w, minimum.d),
+        cost_b=setup.prior.value(w),
         cost_o=0.5 * (minimum.d @ minimum.d),
         iterations=minimum.iterations,
         converged=minimum.converged,
-        dfs=n_ens - H_inv_trace,
+        dfs=jnp.trace(StS @ ((evecs / evals) @ evecs.T)),
+        zeta=zeta,
         n_obs=obs.mask.sum(),
         hofx_background=jnp.where(obs.mask, hofx_b, 0.0),
         hofx_analysis=hofx_a,
