@@ -106,6 +106,7 @@ class ObservationConfig(_Strict):
 class OutputConfig(_Strict):
     members: bool = Field(True, description="store every analysis member's fields, not only mean and spread")
     precision: Literal["float64", "float32"] = "float64"
+    commit_seconds: float = Field(2.0, ge=0, description="commit finished windows at least this often (0: each)")
 
 
 class AssimilateConfig(_Strict):

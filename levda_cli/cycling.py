@@ -23,7 +23,7 @@ import numpy as np
 
 from levda_cli import __version__
 from levda_cli.config import AssimilateConfig, parameter_setup, resolved, window_setup
-from levda_cli.errors import ConfigError, DivergenceError, ObservationError, StoreError
+from levda_cli.errors import ConfigError, DivergenceError, Interrupted, ObservationError, StoreError
 from levda_cli.io import observations as obsio
 from levda_cli.io.store import TIME_ATTRS, AnalysisStore, ArraySpec, dumps_attr
 from levda_cli.models import ModelSpec, full_state_model
@@ -159,12 +159,13 @@ def run(
     command: str = "",
     progress: Callable[[int, int, dict], None] | None = None,
     warn: Callable[[str], None] = lambda message: None,
-    commit_every: float = 2.0,
+    stop: Callable[[], bool] = lambda: False,
 ) -> dict:
     """Assimilate every window the observations cover (or resume after the store's last one).
 
-    Finished windows are committed together at most every ``commit_every`` seconds (and at
-    the end), so a kill loses at most that much work and never leaves a partial window.
+    Finished windows are committed together every ``output.commit_seconds`` (and at the end,
+    on a stop request and on any error), so a kill loses at most that much work and never
+    leaves a partial window. ``stop`` is polled between windows.
     """
     spec = full_state_model(cfg.model.name, cfg.model.n_state, cfg.model.dt)
     clock = Clock.from_config(cfg)
@@ -251,87 +252,95 @@ def run(
             background = forward(setup.problem, previous, setup.n_shift)[-1]
 
         rows, pending, last_commit = [], [], time.monotonic()
-        for k in windows:
-            sel = np.flatnonzero(usable & (k_obs == k))
-            start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
-            times, tidx = np.unique(t_s[sel], return_inverse=True)
-            pad = n_obs_max - len(sel)
-            wobs = WindowObs(
-                times=jnp.asarray(np.pad((times - start_s) / clock.unit_s, (0, n_times_max - len(times))), dtype),
-                time_index=jnp.asarray(np.pad(tidx, (0, pad)), jnp.int32),
-                coords=jnp.asarray(np.pad(coord_arr[sel], ((0, pad), (0, 0))), dtype),
-                field=jnp.asarray(np.pad(field_idx[sel], (0, pad)), jnp.int32),
-                value=jnp.asarray(np.pad(obs.value[sel], (0, pad)), dtype),
-                error=jnp.asarray(np.pad(obs.error[sel], (0, pad), constant_values=1.0), dtype),
-                mask=jnp.asarray(np.arange(n_obs_max) < len(sel)),
-            )
-            res = jax.tree.map(np.asarray, step(setup, background, wobs, jax.random.fold_in(key, k)))
-            if not (np.isfinite(res.cost_final) and np.isfinite(res.analysis).all() and np.isfinite(res.filter).all()):
-                store.append(pending)
-                raise DivergenceError(
-                    f"window {k} ({_iso(start_s)} to {_iso(end_s)}): the cost or the ensemble is not finite "
-                    f"(J before {float(res.cost_initial):.4g}); the store keeps its {store.n_windows} committed "
-                    "window(s). Try more inflation, a shorter window, or solver.method = \"levenberg-marquardt\""
+        try:
+            for k in windows:
+                sel = np.flatnonzero(usable & (k_obs == k))
+                start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
+                times, tidx = np.unique(t_s[sel], return_inverse=True)
+                pad = n_obs_max - len(sel)
+                wobs = WindowObs(
+                    times=jnp.asarray(np.pad((times - start_s) / clock.unit_s, (0, n_times_max - len(times))), dtype),
+                    time_index=jnp.asarray(np.pad(tidx, (0, pad)), jnp.int32),
+                    coords=jnp.asarray(np.pad(coord_arr[sel], ((0, pad), (0, 0))), dtype),
+                    field=jnp.asarray(np.pad(field_idx[sel], (0, pad)), jnp.int32),
+                    value=jnp.asarray(np.pad(obs.value[sel], (0, pad)), dtype),
+                    error=jnp.asarray(np.pad(obs.error[sel], (0, pad), constant_values=1.0), dtype),
+                    mask=jnp.asarray(np.arange(n_obs_max) < len(sel)),
                 )
-            n_used = len(sel)
-            record = {
-                "window_start": start_s, "window_end": end_s, "model_time_start": clock.model_time(start_s),
-                "background": res.background, "analysis": res.analysis, "filter": res.filter,
-                "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
-                "cost_o": res.cost_o, "dfs": res.dfs, "chi2": 2 * res.cost_o / max(n_used, 1),
-                "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
-                "n_rejected": rejected_in[k] if k < len(rejected_in) else 0,
-                "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
-                "oma_rms": res.oma_rms, "n_obs_variable": res.n_obs_field,
-                "spread_analysis": spread(res.analysis[:, :n_state]),
-                "spread_filter": spread(res.filter[:, :n_state]),
-                "obs_time": t_s[sel], "obs_value": obs.value[sel], "obs_error": obs.error[sel],
-                "hofx_background": res.hofx_background[:n_used], "hofx_analysis": res.hofx_analysis[:n_used],
-                "obs_variable": field_idx[sel], "qc_flag": obs.qc[sel],
-            }
-            for j, c in enumerate(spec.coords):
-                record[f"obs_{c}"] = coord_arr[sel, j]
-            for stage, ens in (("background", res.background), ("analysis", res.analysis), ("filter", res.filter)):
-                fields = [spec.to_fields(m[:n_state]) for m in ens]
-                for f in spec.fields:
-                    stack = np.stack([fl[f] for fl in fields])
-                    record[f"{f}_{stage}_mean"] = stack.mean(axis=0)
-                    if stage != "background":
-                        record[f"{f}_{stage}_spread"] = stack.std(axis=0, ddof=1)
-                    if stage == "analysis" and cfg.output.members:
-                        record[f"{f}_analysis_members"] = stack
-            if est:
-                record["param_background"] = res.background[:, n_state:]
-                record["param_analysis"] = res.analysis[:, n_state:]
-            nan = float("nan")
-            record.update(rmse_background=nan, rmse_analysis=nan, rmse_filter=nan, crps_analysis=nan)
-            if truth is not None:
-                index, states = truth
-                if start_s in index:
-                    xt = states[index[start_s]]
-                    record["rmse_background"] = rmse(res.background[:, :n_state], xt)
-                    record["rmse_analysis"] = rmse(res.analysis[:, :n_state], xt)
-                    record["crps_analysis"] = crps(res.analysis[:, :n_state], xt)
-                if end_s in index:
-                    record["rmse_filter"] = rmse(res.filter[:, :n_state], states[index[end_s]])
-            pending.append({name: np.asarray(v) for name, v in record.items()})
-            if time.monotonic() - last_commit > commit_every or k == windows[-1]:
-                store.append(pending)
-                pending, last_commit = [], time.monotonic()
-            background = jnp.asarray(res.next_background)
-            row = {
-                "window": k, "start": _iso(start_s), "end": _iso(end_s),
-                "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
-                "iterations": int(res.iterations), "converged": bool(res.converged), "n_obs": n_used,
-                "n_rejected": int(record["n_rejected"]),
-                "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
-                "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
-            }
-            if est:
-                row["parameters"] = {n: float(res.analysis[:, n_state + i].mean()) for i, n in enumerate(est)}
-            rows.append(row)
-            if progress is not None:
-                progress(k - resumed + 1, len(windows), row)
+                res = jax.tree.map(np.asarray, step(setup, background, wobs, jax.random.fold_in(key, k)))
+                if not (np.isfinite(res.cost_final) and np.isfinite(res.analysis).all() and np.isfinite(res.filter).all()):
+                    raise DivergenceError(
+                        f"window {k} ({_iso(start_s)} to {_iso(end_s)}): the cost or the ensemble is not finite "
+                        f"(J before {float(res.cost_initial):.4g}); the store keeps the {k} window(s) before it. "
+                        "window(s). Try more inflation, a shorter window, or solver.method = \"levenberg-marquardt\""
+                    )
+                n_used = len(sel)
+                record = {
+                    "window_start": start_s, "window_end": end_s, "model_time_start": clock.model_time(start_s),
+                    "background": res.background, "analysis": res.analysis, "filter": res.filter,
+                    "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
+                    "cost_o": res.cost_o, "dfs": res.dfs, "chi2": 2 * res.cost_o / max(n_used, 1),
+                    "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
+                    "n_rejected": rejected_in[k] if k < len(rejected_in) else 0,
+                    "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
+                    "oma_rms": res.oma_rms, "n_obs_variable": res.n_obs_field,
+                    "spread_analysis": spread(res.analysis[:, :n_state]),
+                    "spread_filter": spread(res.filter[:, :n_state]),
+                    "obs_time": t_s[sel], "obs_value": obs.value[sel], "obs_error": obs.error[sel],
+                    "hofx_background": res.hofx_background[:n_used], "hofx_analysis": res.hofx_analysis[:n_used],
+                    "obs_variable": field_idx[sel], "qc_flag": obs.qc[sel],
+                }
+                for j, c in enumerate(spec.coords):
+                    record[f"obs_{c}"] = coord_arr[sel, j]
+                for stage, ens in (("background", res.background), ("analysis", res.analysis), ("filter", res.filter)):
+                    fields = [spec.to_fields(m[:n_state]) for m in ens]
+                    for f in spec.fields:
+                        stack = np.stack([fl[f] for fl in fields])
+                        record[f"{f}_{stage}_mean"] = stack.mean(axis=0)
+                        if stage != "background":
+                            record[f"{f}_{stage}_spread"] = stack.std(axis=0, ddof=1)
+                        if stage == "analysis" and cfg.output.members:
+                            record[f"{f}_analysis_members"] = stack
+                if est:
+                    record["param_background"] = res.background[:, n_state:]
+                    record["param_analysis"] = res.analysis[:, n_state:]
+                nan = float("nan")
+                record.update(rmse_background=nan, rmse_analysis=nan, rmse_filter=nan, crps_analysis=nan)
+                if truth is not None:
+                    index, states = truth
+                    if start_s in index:
+                        xt = states[index[start_s]]
+                        record["rmse_background"] = rmse(res.background[:, :n_state], xt)
+                        record["rmse_analysis"] = rmse(res.analysis[:, :n_state], xt)
+                        record["crps_analysis"] = crps(res.analysis[:, :n_state], xt)
+                    if end_s in index:
+                        record["rmse_filter"] = rmse(res.filter[:, :n_state], states[index[end_s]])
+                pending.append({name: np.asarray(v) for name, v in record.items()})
+                if time.monotonic() - last_commit >= cfg.output.commit_seconds or k == windows[-1]:
+                    store.append(pending)
+                    pending, last_commit = [], time.monotonic()
+                background = jnp.asarray(res.next_background)
+                row = {
+                    "window": k, "start": _iso(start_s), "end": _iso(end_s),
+                    "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
+                    "iterations": int(res.iterations), "converged": bool(res.converged), "n_obs": n_used,
+                    "n_rejected": int(record["n_rejected"]),
+                    "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
+                    "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
+                }
+                if est:
+                    row["parameters"] = {n: float(res.analysis[:, n_state + i].mean()) for i, n in enumerate(est)}
+                rows.append(row)
+                if progress is not None:
+                    progress(k - resumed + 1, len(windows), row)
+                if stop() and k != windows[-1]:
+                    store.append(pending)
+                    pending = []
+                    raise Interrupted(f"stopped after window {k}; {out} holds {store.n_windows} complete window(s). "
+                                      "Run the same command again to continue")
+        finally:
+            store.append(pending)  # finished windows are kept on any exit: an error, a divergence
+
         return _summary(out, resumed, rows, obs, store.n_windows)
 
 

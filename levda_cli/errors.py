@@ -11,6 +11,7 @@ Exit codes (stable; scripts may rely on them):
     5  store error (damaged or incompatible output store, truth store unreadable)
     6  store locked by another writer
     7  numerical divergence (non-finite cost or ensemble)
+  130  stopped by SIGTERM or Ctrl-C (the windows finished so far are committed)
 """
 
 from __future__ import annotations
@@ -51,3 +52,8 @@ class StoreLockedError(StoreError):
 class DivergenceError(LevdaError):
     exit_code = 7
     kind = "numerical divergence"
+
+
+class Interrupted(LevdaError):
+    exit_code = 130
+    kind = "stopped"

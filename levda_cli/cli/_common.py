@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
+import signal
 import sys
 import traceback
 
@@ -20,16 +21,43 @@ def command_line() -> str:
     return shlex.join(["levda", *sys.argv[1:]])
 
 
+class StopFlag:
+    """Set by SIGTERM or Ctrl-C; long loops check it between units of work, so a stop never
+    lands in the middle of a commit."""
+
+    def __init__(self):
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            if self.signal is not None:  # a second signal: stop at once
+                raise KeyboardInterrupt
+            self.signal = signum
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+stop_requested = StopFlag()
+
+
 @contextlib.contextmanager
 def reporting():
-    """Turn a ``LevdaError`` into its message and exit code; anything else into exit code 1."""
+    """Turn a ``LevdaError`` into its message and exit code; anything else into exit code 1.
+
+    SIGTERM and Ctrl-C end with code 130 after the finished windows are committed.
+    """
+    stop_requested.install()
     try:
         yield
     except LevdaError as err:
         console.print(f"[bold red]{err.kind}[/]: {err}", soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: committed windows are kept")
+        console.print("[yellow]interrupted[/]: the windows finished so far are committed")
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from levda_cli.cli._common import command_line, console, emit_json, reporting
+from levda_cli.cli._common import command_line, console, emit_json, reporting, stop_requested
 
 
 def _expand(patterns: list[str]) -> list[Path]:
@@ -65,7 +65,7 @@ def assimilate(
                 bar.update(task, completed=done, total=total, info=info)
 
             summary = cycling.run(cfg, paths, out, truth, truth_trajectory, command_line(), progress,
-                                  warn=lambda m: console.print(f"[yellow]warning[/]: {m}"))
+                                  warn=lambda m: console.print(f"[yellow]warning[/]: {m}"), stop=stop_requested)
         if summary["windows_run"] == 0:
             console.print(f"nothing to do: no observations beyond the {summary['windows_in_store']} window(s) in {out}")
         else:
