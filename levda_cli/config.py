@@ -24,18 +24,25 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """Which model: a benchmark's physics (full-state mode) by name."""
+    """Which model: a benchmark's physics (full-state mode) by name, its resolution and step."""
 
-    name: Literal["lorenz96"] = "lorenz96"
-    n_state: int = Field(40, ge=4, description="number of Lorenz-96 sites")
-    dt: float = Field(0.05, gt=0, description="model time step, model time units")
+    name: Literal["lorenz96", "tsunami", "kolmogorov"] = "lorenz96"
+    size: int | None = Field(None, ge=4, description="Lorenz-96 sites, or grid cells a side (default per model)")
+    dt: float | None = Field(None, gt=0, description="time step, model time units (default per model)")
+
+    def spec(self):
+        from levda_cli.models import model_spec
+
+        return model_spec(self.name, self.size, self.dt)
 
 
 class TimeConfig(_Strict):
     """How UTC datetimes map to model time: ``t = (datetime - epoch) / unit_seconds``."""
 
     epoch: dt.datetime = EPOCH_DEFAULT
-    unit_seconds: float = Field(432000.0, gt=0, description="seconds per model time unit (L96: 5 days)")
+    unit_seconds: float | None = Field(
+        None, gt=0, description="seconds per model time unit (default per model: L96 5 days, tsunami 1 s, "
+        "Kolmogorov 1 h)")
 
     @field_validator("epoch")
     @classmethod
@@ -68,7 +75,8 @@ class EnsembleConfig(_Strict):
 
     size: int = Field(20, ge=2)
     seed: int = 0
-    spinup: float = Field(20.0, ge=0, description="free-run time that makes each initial member")
+    spinup: float | None = Field(None, ge=0, description="free-run time that makes each initial member "
+                                 "(default per model)")
     perturbation: float = Field(1.0, gt=0, description="std of the noise each spin-up starts from")
 
 
@@ -122,33 +130,91 @@ class AssimilateConfig(_Strict):
 
     @model_validator(mode="after")
     def _steps(self):
+        dt_model = self.model.dt or {"lorenz96": 0.05}.get(self.model.name)
+        if dt_model is None:
+            return self  # checked against the model's own step when the model is built
         for what, value in (("length", self.window.length), ("shift", self.window.shift_value)):
-            steps = value / self.model.dt
+            steps = value / dt_model
             if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
                 raise ValueError(
-                    f"window {what} {value} is not a whole number of model steps (dt = {self.model.dt})"
+                    f"window {what} {value} is not a whole number of model steps (dt = {dt_model})"
                 )
         return self
 
 
+class SimParameterConfig(_Strict):
+    """A parameter of simulated trajectories: fixed ``value``, or drawn uniformly from ``range``."""
+
+    value: float | None = None
+    range: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if self.value is not None and self.range is not None:
+            raise ValueError("give either value or range, not both")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ValueError(f"range {list(self.range)} is not [low, high]")
+        return self
+
+
 class SimulateConfig(_Strict):
+    """``levda simulate``: trajectories with parameters from their prior ranges, split three ways."""
+
     model: ModelConfig = ModelConfig()
     time: TimeConfig = TimeConfig()
-    forcing: float = 8.0
-    duration: float = Field(20.0, gt=0, description="stored model time after the spin-up")
-    interval: float = Field(0.05, gt=0, description="output interval, model time units")
-    spinup: float = Field(20.0, ge=0)
+    parameters: dict[str, SimParameterConfig] = {}
+    duration: float | None = Field(None, gt=0, description="stored model time after the spin-up")
+    interval: float | None = Field(None, gt=0, description="output interval, model time units")
+    spinup: float | None = Field(None, ge=0, description="model time run and discarded before storing")
     trajectories: int = Field(1, ge=1)
+    batch: int = Field(16, ge=1, description="trajectories integrated (and written) together")
+    split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, validation, test fractions")
     seed: int = 0
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, v):
+        if min(v) < 0 or abs(sum(v) - 1.0) > 1e-9:
+            raise ValueError(f"split fractions must be >= 0 and sum to 1, got {list(v)}")
+        return v
 
 
 class ObserveConfig(_Strict):
-    interval: float = Field(0.05, gt=0, description="time between observations, model time units")
-    sites: str = Field("all", description="'all', 'every:K', or 'random:K' (K fixed random sites)")
-    error: float = Field(1.0, gt=0, description="noise and declared error standard deviation")
+    """``levda observe``: a network, times and noise.
+
+    ``network``: ``grid`` (every grid point; Lorenz-96 ``all``), ``every:K`` (every K-th grid
+    point along each axis), ``random:K`` (K points re-drawn at each time), ``fixed:K`` (K random
+    stations kept for the whole run), ``stations:FILE`` (a CSV of station coordinates with a
+    header naming them), ``tracks:K`` (K moving platforms on straight lines at constant speed,
+    reflected at walls, wrapped on periodic axes).
+    ``times``: ``regular`` (every ``interval``) or ``random`` (as many times as ``regular``
+    would give, drawn uniformly between the first and last stored times: not on the frames).
+    """
+
+    interval: float | None = Field(None, gt=0, description="time between observations, model time units")
+    network: str = "grid"
+    times: Literal["regular", "random"] = "regular"
+    variables: list[str] | None = Field(None, description="fields to observe (default: all)")
+    error: float = Field(1.0, gt=0, description="noise std: absolute, or relative with noise = 'relative'")
+    noise: Literal["additive", "relative"] = "additive"
+    error_floor: float = Field(1e-6, gt=0, description="smallest declared error with relative noise")
+    track_speed: float | None = Field(None, gt=0, description="platform speed, domain widths per model time unit")
     trajectory: int = Field(0, ge=0)
     seed: int = 0
-    format: Literal["auto", "csv", "netcdf"] = "auto"
+    format: Literal["auto", "csv", "netcdf", "ioda"] = "auto"
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, v):
+        kind, _, arg = v.partition(":")
+        if kind in ("grid", "all") and not arg:
+            return "grid"
+        if kind in ("every", "random", "fixed", "tracks") and arg.isdigit() and int(arg) >= 1:
+            return v
+        if kind == "stations" and arg:
+            return v
+        raise ValueError(f"network '{v}' not understood; use grid, every:K, random:K, fixed:K, "
+                         "stations:FILE or tracks:K")
 
 
 def _apply_override(data: dict[str, Any], item: str) -> None:
@@ -236,13 +302,20 @@ def window_setup(cfg: AssimilateConfig, spec):
         inflation.append(RTPS(cfg.inflation.rtps))
     if any(j > 0 for j in jitter):
         inflation.append(ParameterJitter(jnp.asarray(jitter)))
+    dt_model = spec.dynamics.dt
+    steps = {}
+    for what, value in (("length", cfg.window.length), ("shift", cfg.window.shift_value)):
+        n = value / dt_model
+        if abs(n - round(n)) > 1e-9 or round(n) < 1:
+            raise ConfigError(f"window {what} {value} is not a whole number of model steps (dt = {dt_model})")
+        steps[what] = int(round(n))
     return WindowSetup(
         problem=problem,
         solver=solver,
         inflation=tuple(inflation),
         prior=FiniteSizePrior() if cfg.inflation.finite_size else GaussianPrior(),
-        n_window=round(cfg.window.length / cfg.model.dt),
-        n_shift=round(cfg.window.shift_value / cfg.model.dt),
+        n_window=steps["length"],
+        n_shift=steps["shift"],
         n_field=len(spec.fields),
         rotate=cfg.solver.rotate,
     )

@@ -26,7 +26,7 @@ from levda_cli.config import AssimilateConfig, parameter_setup, resolved, window
 from levda_cli.errors import ConfigError, DivergenceError, Interrupted, ObservationError, StoreError
 from levda_cli.io import observations as obsio
 from levda_cli.io.store import TIME_ATTRS, AnalysisStore, ArraySpec, dumps_attr
-from levda_cli.models import ModelSpec, full_state_model
+from levda_cli.models import ModelSpec
 
 UNIX = np.datetime64("1970-01-01T00:00:00", "s")
 
@@ -54,8 +54,8 @@ class Clock:
     shift_s: int
 
     @classmethod
-    def from_config(cls, cfg: AssimilateConfig) -> Clock:
-        unit = cfg.time.unit_seconds
+    def from_config(cls, cfg: AssimilateConfig, spec: ModelSpec) -> Clock:
+        unit = cfg.time.unit_seconds or spec.unit_seconds
         epoch = int(cfg.time.epoch.timestamp())
 
         def seconds(model_time: float, what: str) -> int:
@@ -90,8 +90,8 @@ def _iso(seconds: int) -> str:
 
 
 def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: bool, dtype: str):
-    grid_dims = tuple(spec.coords)
-    grid_shape = tuple(len(spec.grid[c]) for c in spec.coords)
+    grid_dims = spec.grid_dims
+    grid_shape = tuple(len(spec.grid[c]) for c in grid_dims)
     scalar = lambda t="f8", **a: ArraySpec((), (), t, a)  # noqa: E731
     specs = {
         "window_start": scalar("i8", long_name="window start (smoother analysis time)", **TIME_ATTRS),
@@ -108,7 +108,8 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
         ("cost_initial", "J at w = 0"), ("cost_final", "J at the minimum"), ("cost_b", "background term at the minimum"),
         ("cost_o", "observation term at the minimum"), ("dfs", "degrees of freedom for signal"),
         ("chi2", "2 Jo / n_obs at the minimum"), ("spread_analysis", "analysis spread at window start"),
-        ("spread_filter", "filter spread at window end"), ("rmse_background", "background mean RMSE vs truth"),
+        ("spread_filter", "filter spread at window end"),
+        ("rmse_background", "background mean RMSE vs truth (over all fields on the output grid)"),
         ("rmse_analysis", "analysis mean RMSE vs truth at window start"),
         ("rmse_filter", "filter mean RMSE vs truth at window end"), ("crps_analysis", "analysis CRPS vs truth"),
     ]:
@@ -137,7 +138,7 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
     for c in spec.coords:
         specs[f"obs_{c}"] = ArraySpec(obs, (16,), "f8")
     coords = {"member": np.arange(n_ens), "ctrl": np.arange(n_ctrl), "variable": np.asarray(spec.fields, "<U32")}
-    coords.update({c: np.asarray(spec.grid[c]) for c in spec.coords})
+    coords.update({c: np.asarray(spec.grid[c]) for c in grid_dims})
     if est:
         coords["param"] = np.asarray(est, "<U32")
     return specs, coords
@@ -167,8 +168,8 @@ def run(
     on a stop request and on any error), so a kill loses at most that much work and never
     leaves a partial window. ``stop`` is polled between windows.
     """
-    spec = full_state_model(cfg.model.name, cfg.model.n_state, cfg.model.dt)
-    clock = Clock.from_config(cfg)
+    spec = cfg.model.spec()
+    clock = Clock.from_config(cfg, spec)
     obs = obsio.read_observations(obs_paths)
     obsio.screen(obs, spec.fields, spec.domain, cfg.observations.on_invalid)
     t_s = (obs.time - UNIX).astype(np.int64)
@@ -188,7 +189,7 @@ def run(
     if truth_path is not None:
         from levda_cli.io.trajectories import open_trajectories, truth_lookup
 
-        truth = truth_lookup(open_trajectories(truth_path), spec.fields[0], truth_trajectory)
+        truth = truth_lookup(open_trajectories(truth_path), spec.fields, truth_trajectory)
 
     configure_jax(cfg.output.precision)
     import equinox as eqx
@@ -246,7 +247,7 @@ def run(
                                   minlength=last + 1)
 
         if resumed == 0:
-            background = _initial_ensemble(setup, cfg, est, prior_mean, prior_std, jax.random.fold_in(key, 10**9), dtype)
+            background = _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, jax.random.fold_in(key, 10**9), dtype)
         else:
             previous = jnp.asarray(store.read_last("analysis"), dtype)
             background = forward(setup.problem, previous, setup.n_shift)[-1]
@@ -284,16 +285,16 @@ def run(
                     "n_rejected": rejected_in[k] if k < len(rejected_in) else 0,
                     "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
                     "oma_rms": res.oma_rms, "n_obs_variable": res.n_obs_field,
-                    "spread_analysis": spread(res.analysis[:, :n_state]),
-                    "spread_filter": spread(res.filter[:, :n_state]),
                     "obs_time": t_s[sel], "obs_value": obs.value[sel], "obs_error": obs.error[sel],
                     "hofx_background": res.hofx_background[:n_used], "hofx_analysis": res.hofx_analysis[:n_used],
                     "obs_variable": field_idx[sel], "qc_flag": obs.qc[sel],
                 }
                 for j, c in enumerate(spec.coords):
                     record[f"obs_{c}"] = coord_arr[sel, j]
+                vectors = {}
                 for stage, ens in (("background", res.background), ("analysis", res.analysis), ("filter", res.filter)):
-                    fields = [spec.to_fields(m[:n_state]) for m in ens]
+                    fields = [{f: np.asarray(a) for f, a in spec.to_fields(m[:n_state]).items()} for m in ens]
+                    vectors[stage] = np.stack([np.concatenate([fl[f].ravel() for f in spec.fields]) for fl in fields])
                     for f in spec.fields:
                         stack = np.stack([fl[f] for fl in fields])
                         record[f"{f}_{stage}_mean"] = stack.mean(axis=0)
@@ -301,20 +302,22 @@ def run(
                             record[f"{f}_{stage}_spread"] = stack.std(axis=0, ddof=1)
                         if stage == "analysis" and cfg.output.members:
                             record[f"{f}_analysis_members"] = stack
+                record["spread_analysis"] = spread(vectors["analysis"])
+                record["spread_filter"] = spread(vectors["filter"])
                 if est:
                     record["param_background"] = res.background[:, n_state:]
                     record["param_analysis"] = res.analysis[:, n_state:]
                 nan = float("nan")
                 record.update(rmse_background=nan, rmse_analysis=nan, rmse_filter=nan, crps_analysis=nan)
                 if truth is not None:
-                    index, states = truth
+                    index, truth_fields = truth
                     if start_s in index:
-                        xt = states[index[start_s]]
-                        record["rmse_background"] = rmse(res.background[:, :n_state], xt)
-                        record["rmse_analysis"] = rmse(res.analysis[:, :n_state], xt)
-                        record["crps_analysis"] = crps(res.analysis[:, :n_state], xt)
+                        xt = truth_fields(index[start_s])
+                        record["rmse_background"] = rmse(vectors["background"], xt)
+                        record["rmse_analysis"] = rmse(vectors["analysis"], xt)
+                        record["crps_analysis"] = crps(vectors["analysis"], xt)
                     if end_s in index:
-                        record["rmse_filter"] = rmse(res.filter[:, :n_state], states[index[end_s]])
+                        record["rmse_filter"] = rmse(vectors["filter"], truth_fields(index[end_s]))
                 pending.append({name: np.asarray(v) for name, v in record.items()})
                 if time.monotonic() - last_commit >= cfg.output.commit_seconds or k == windows[-1]:
                     store.append(pending)
@@ -344,22 +347,28 @@ def run(
         return _summary(out, resumed, rows, obs, store.n_windows)
 
 
-def _initial_ensemble(setup, cfg, est, prior_mean, prior_std, key, dtype):
-    """Members from a free run: state noise around the forcing level, spun up; parameters from the prior."""
+def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype):
+    """Members from the model's own start (free runs ``ensemble.spinup`` long from perturbed
+    states), with the estimated parameters drawn from their prior."""
     import jax
     import jax.numpy as jnp
 
     from levda_cli.core import propagate
 
     problem = setup.problem
-    n_ens, n_state = cfg.ensemble.size, problem.n_state
+    n_ens = cfg.ensemble.size
     k1, k2 = jax.random.split(key)
-    level = problem.param_default[0]
-    x = level + cfg.ensemble.perturbation * jax.random.normal(k1, (n_ens, n_state), dtype)
+    mu = jnp.broadcast_to(problem.param_default, (n_ens, problem.param_default.shape[0]))
     if est:
-        mu = jnp.asarray(prior_mean, dtype) + jnp.asarray(prior_std, dtype) * jax.random.normal(k2, (n_ens, len(est)), dtype)
-        x = jnp.concatenate([x, mu], axis=1)
-    n_spin = round(cfg.ensemble.spinup / cfg.model.dt)
+        draws = jnp.asarray(prior_mean, dtype) + jnp.asarray(prior_std, dtype) * jax.random.normal(
+            k2, (n_ens, len(est)), dtype)
+        mu = mu.at[:, jnp.asarray(problem.estimated)].set(draws)
+    keys = jax.random.split(k1, n_ens)
+    x = jax.vmap(lambda m, k: spec.initial_state(m, k, cfg.ensemble.perturbation))(mu, keys).astype(dtype)
+    if est:
+        x = jnp.concatenate([x, mu[:, jnp.asarray(problem.estimated)]], axis=1)
+    spinup = spec.spinup if cfg.ensemble.spinup is None else cfg.ensemble.spinup
+    n_spin = round(spinup / spec.dynamics.dt)
     if n_spin == 0:
         return x
     return jax.jit(propagate, static_argnums=2)(problem, x, n_spin)[-1]

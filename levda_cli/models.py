@@ -1,17 +1,22 @@
-"""The full-state models levda knows by name, described for the layers above the core.
+"""The physical models levda knows by name, described for the layers above the core.
 
-A spec says what a user meets: field, coordinate and parameter names, the domain of each
-coordinate, and how a state becomes fields on the output grid.
+A spec says what a user meets: field, coordinate and parameter names, each coordinate's domain,
+the parameters' defaults and prior ranges, the output grid, how a state becomes fields on it,
+and how a stored frame becomes a state again (so observations can be made at any time between
+stored frames by integrating from the frame before).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import numpy as np
 
 from levda_cli.errors import ModelError
+
+MODELS = ("lorenz96", "tsunami", "kolmogorov")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,25 +24,88 @@ class ModelSpec:
     name: str
     dynamics: object  # an AbstractDynamics
     fields: tuple[str, ...]
-    coords: tuple[str, ...]
-    domain: dict[str, tuple[float, float]]
-    params: dict[str, float]  # name -> default value (model units)
-    grid: dict[str, np.ndarray]  # output grid, one axis per coordinate
-    to_fields: Callable  # state (n_state,) -> {field: array on grid}
+    coords: tuple[str, ...]  # observation coordinate names, in the order the dynamics takes them
+    domain: dict[str, tuple[float, float]]  # half-open [low, high) per coordinate
+    periodic: tuple[str, ...]  # coordinates that wrap around
+    params: dict[str, float]  # name -> default value
+    prior: dict[str, tuple[float, float]]  # name -> uniform range for drawing trajectories
+    grid_dims: tuple[str, ...]  # dimensions of a stored field
+    grid: dict[str, np.ndarray]  # one axis per grid dimension
+    to_fields: Callable  # state -> {field: array over grid_dims}
+    restart_vars: dict[str, tuple[str, ...]]  # extra stored variables for an exact restart
+    to_restart: Callable  # state -> {name: array}
+    from_frame: Callable  # ({name: array} of one stored frame) -> state
+    initial_state: Callable  # (mu, key, scale) -> state before spin-up
+    spinup: float  # default spin-up, model time units
+    interval: float  # default output interval
+    duration: float  # default stored duration
+    unit_seconds: float  # seconds per model time unit
+    units: dict[str, str]
 
 
-def full_state_model(name: str, n_state: int = 40, dt: float = 0.05) -> ModelSpec:
+def model_spec(name: str, size: int | None = None, dt: float | None = None) -> ModelSpec:
+    """The spec of model ``name`` at resolution ``size`` (sites, or cells a side) and step ``dt``."""
+    import jax
+    import jax.numpy as jnp
+
     if name == "lorenz96":
-        from levda_cli.physics.lorenz96 import COORDS, FIELDS, PARAMS, Lorenz96
+        from levda_cli.physics.lorenz96 import COORDS, FIELDS, Lorenz96
+
+        n = size or 40
+        dyn = Lorenz96(n_state=n, dt=dt or 0.05)
+        return ModelSpec(
+            name=name, dynamics=dyn, fields=FIELDS, coords=COORDS, domain={"site": (0.0, float(n))},
+            periodic=("site",), params={"F": 8.0}, prior={"F": (8.0, 8.0)}, grid_dims=("site",),
+            grid={"site": np.arange(n)}, to_fields=lambda x: {"x": x}, restart_vars={},
+            to_restart=lambda x: {}, from_frame=lambda frame: jnp.asarray(frame["x"]),
+            initial_state=lambda mu, key, scale: mu[0] + scale * jax.random.normal(key, (n,), jnp.float64),
+            spinup=20.0, interval=0.05, duration=20.0, unit_seconds=432000.0, units={"x": "1", "F": "1"},
+        )
+    if name == "tsunami":
+        from levda_cli.physics.tsunami import COORDS, FIELDS, Tsunami
+
+        n = size or 50
+        probe = Tsunami(n=n, dt=1.0)
+        # The largest step with Courant number <= 0.5 that divides the 600 s output interval.
+        cfl_dt = 0.5 * probe.dx / (probe.gravity * probe.depth) ** 0.5
+        dyn = Tsunami(n=n, dt=dt or 600.0 / math.ceil(600.0 / cfl_dt))
+        centres = np.asarray(dyn.centres())
+        faces = np.arange(n + 1) * dyn.dx
+
+        def to_restart(x):
+            _, u, v = dyn.unpack(x)
+            return {"u_face": u, "v_face": v}
 
         return ModelSpec(
-            name=name,
-            dynamics=Lorenz96(n_state=n_state, dt=dt),
-            fields=FIELDS,
-            coords=COORDS,
-            domain={"site": (0.0, float(n_state))},
-            params={PARAMS[0]: 8.0},
-            grid={"site": np.arange(n_state)},
-            to_fields=lambda x: {"x": x},
+            name=name, dynamics=dyn, fields=FIELDS, coords=COORDS,
+            domain={"x": (0.0, dyn.length), "y": (0.0, dyn.length)}, periodic=(),
+            params={"x0": 5e5, "y0": 5e5}, prior={"x0": (2.5e5, 7.5e5), "y0": (2.5e5, 7.5e5)},
+            grid_dims=("y", "x"), grid={"y": centres, "x": centres, "x_face": faces, "y_face": faces},
+            to_fields=dyn.fields, restart_vars={"u_face": ("y", "x_face"), "v_face": ("y_face", "x")},
+            to_restart=to_restart,
+            from_frame=lambda f: dyn.pack(jnp.asarray(f["eta"]), jnp.asarray(f["u_face"]), jnp.asarray(f["v_face"])),
+            initial_state=lambda mu, key, scale: dyn.initial_state(mu),
+            spinup=0.0, interval=600.0, duration=21600.0, unit_seconds=1.0,
+            units={"u": "m s-1", "v": "m s-1", "eta": "m", "x": "m", "y": "m", "x0": "m", "y0": "m"},
         )
-    raise ModelError(f"unknown model '{name}'; full-state mode knows: lorenz96")
+    if name == "kolmogorov":
+        from levda_cli.physics.kolmogorov import COORDS, FIELDS, Kolmogorov
+
+        n = size or 32
+        dyn = Kolmogorov(n=n, dt=dt or min(0.02, 0.64 / n))
+        g = np.asarray(dyn.grid())
+        return ModelSpec(
+            name=name, dynamics=dyn, fields=FIELDS, coords=COORDS,
+            domain={"x": (0.0, 2 * np.pi), "y": (0.0, 2 * np.pi)}, periodic=("x", "y"),
+            params={"Re": 1000.0}, prior={"Re": (500.0, 1500.0)}, grid_dims=("y", "x"), grid={"y": g, "x": g},
+            to_fields=dyn.fields, restart_vars={}, to_restart=lambda x: {},
+            from_frame=lambda f: dyn.vorticity_from_velocity(jnp.asarray(f["u"]), jnp.asarray(f["v"])),
+            initial_state=lambda mu, key, scale: dyn.random_state(key),
+            spinup=30.0, interval=0.2, duration=20.0, unit_seconds=3600.0, units={"u": "1", "v": "1", "Re": "1"},
+        )
+    raise ModelError(f"unknown model '{name}'; levda knows: {', '.join(MODELS)}")
+
+
+# Kept for the full-state cycling code path.
+def full_state_model(name: str, size: int | None = None, dt: float | None = None) -> ModelSpec:
+    return model_spec(name, size, dt)

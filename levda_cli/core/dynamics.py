@@ -25,7 +25,7 @@ class AbstractDynamics(eqx.Module):
     """
 
     dt: eqx.AbstractVar[float]
-    n_state: eqx.AbstractVar[int]
+    # ``n_state`` (the length of the state vector) is a field or a property of each model.
 
     @abc.abstractmethod
     def step(

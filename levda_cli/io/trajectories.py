@@ -16,14 +16,20 @@ import numpy as np
 from levda_cli.errors import StoreError
 
 
-def write_trajectories(ds, path: Path, overwrite: bool = False) -> None:
-    """Write ``ds`` to ``path`` atomically: into a hidden sibling folder, then renamed."""
+def write_trajectories_batches(batches, path: Path, overwrite: bool = False) -> None:
+    """Write datasets (batches of trajectories) one after another along ``trajectory``, into a
+    hidden sibling folder renamed into place at the end: memory holds one batch at a time, and
+    an interrupted run leaves nothing at ``path``."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise StoreError(f"{path} already exists; pass --overwrite to replace it")
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+        for i, ds in enumerate(batches):
+            if i == 0:
+                ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+            else:
+                ds.to_zarr(tmp, append_dim="trajectory", zarr_format=2, consolidated=True)
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)
@@ -51,12 +57,18 @@ def open_trajectories(path: Path):
     return ds
 
 
-def truth_lookup(ds, field: str, trajectory: int = 0) -> tuple[dict[int, int], np.ndarray]:
-    """Map 'seconds since 1970' -> time index, and the truth array ``(time, ...)`` of one trajectory."""
-    if field not in ds:
-        raise StoreError(f"the truth store has no field '{field}'; it has {', '.join(map(str, ds.data_vars))}")
+def truth_lookup(ds, fields, trajectory: int = 0):
+    """Map 'seconds since 1970' -> time index, and a function giving the truth's fields at an
+    index as one flat vector (fields in order, each raveled), for RMSE against the analysis."""
+    missing = [f for f in fields if f not in ds]
+    if missing:
+        raise StoreError(f"the truth store has no field(s) {missing}; it has {', '.join(map(str, ds.data_vars))}")
     if trajectory >= ds.sizes.get("trajectory", 1):
         raise StoreError(f"the truth store has {ds.sizes.get('trajectory', 1)} trajectories; asked for {trajectory}")
     seconds = (ds["time"].values.astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(np.int64)
-    values = np.asarray(ds[field].isel(trajectory=trajectory).values, float)
-    return {int(s): i for i, s in enumerate(seconds)}, values
+    values = {f: np.asarray(ds[f].isel(trajectory=trajectory).values, float) for f in fields}
+
+    def at(i: int) -> np.ndarray:
+        return np.concatenate([values[f][i].ravel() for f in fields])
+
+    return {int(s): i for i, s in enumerate(seconds)}, at
