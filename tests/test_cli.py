@@ -29,6 +29,7 @@ def work(tmp_path_factory, cli_env):
     levda("simulate", "lorenz96", "--out", "truth.zarr", "--duration", "2", "--seed", "3", env=cli_env, cwd=d)
     levda("observe", "truth.zarr", "--out", "obs.csv", "--seed", "1", env=cli_env, cwd=d)
     levda("observe", "truth.zarr", "--out", "obs.nc", "--seed", "1", env=cli_env, cwd=d)
+    levda("observe", "truth.zarr", "--out", "obs_ioda.nc", "--format", "ioda", "--seed", "1", env=cli_env, cwd=d)
     return d
 
 
@@ -77,10 +78,11 @@ def test_end_to_end_store_contents(work, cli_env):
     assert "levda assimilate" in ds.attrs["command"]
 
 
-def test_netcdf_and_csv_inputs_agree(work, cli_env):
-    a = levda("assimilate", "obs.nc", "--model", "lorenz96", "--out", "from_nc.zarr", "--json", "-q",
+@pytest.mark.parametrize("other", ["obs.nc", "obs_ioda.nc"])
+def test_netcdf_ioda_and_csv_inputs_agree(work, cli_env, other):
+    a = levda("assimilate", other, "--model", "lorenz96", "--out", f"from_{other}.zarr", "--json", "-q",
               "--set", "window.length=0.5", env=cli_env, cwd=work)
-    b = levda("assimilate", "obs.csv", "--model", "lorenz96", "--out", "from_csv.zarr", "--json", "-q",
+    b = levda("assimilate", "obs.csv", "--model", "lorenz96", "--out", f"from_csv_{other}.zarr", "--json", "-q",
               "--set", "window.length=0.5", env=cli_env, cwd=work)
     wa, wb = json.loads(a.stdout)["windows"], json.loads(b.stdout)["windows"]
     assert len(wa) == 4 and [w["cost_final"] for w in wa] == pytest.approx([w["cost_final"] for w in wb], rel=1e-12)
@@ -214,3 +216,21 @@ def test_sigterm_commits_finished_windows_and_resumes(tmp_path, cli_env):
     done = json.loads(levda("assimilate", "o.csv", "--model", "lorenz96", "--out", "an.zarr", "-q", "--json",
                             env=cli_env, cwd=tmp_path).stdout)
     assert done["resumed_after"] == n and done["windows_in_store"] == 400
+
+
+def test_obs_check(work, cli_env, tmp_path):
+    ok = levda("obs", "check", "obs_ioda.nc", "--model", "lorenz96", "--json", env=cli_env, cwd=work)
+    summary = json.loads(ok.stdout)
+    assert summary["records"] == 1600 and summary["valid"] == 1600 and summary["problems"] == {}
+    assert summary["variables"]["x"]["count"] == 1600 and summary["coordinates"]["site"] == {"min": 0.0, "max": 39.0}
+    assert summary["time_first"] == "2000-01-01T06:00:00Z" and summary["distinct_times"] == 40
+    # The CSV and the IODA file hold the same observations: together, every second one is a duplicate.
+    both = levda("obs", "check", "obs.csv", "obs_ioda.nc", "--json", env=cli_env, cwd=work, check=False)
+    assert both.returncode == 3 and json.loads(both.stdout)["problems"]["duplicate"]["count"] == 1600
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,site,variable,value,error\n2000-01-01T06:00:00Z,1,x,1,1\n2000-01-01T06:00:00Z,1,x,2,1\n"
+                   "2000-01-01T06:00:00Z,2,x,1,-1\n2000-01-01T06:00:00Z,50,x,1,1\n")
+    proc = levda("obs", "check", bad, "--model", "lorenz96", env=cli_env, cwd=tmp_path, check=False)
+    assert proc.returncode == 3
+    for needle in ("duplicate: 1 (first: ", "nonpositive_error: 1", "outside_domain: 1", "bad.csv, line 5"):
+        assert needle in proc.stderr

@@ -18,12 +18,22 @@ def _obs(n=7):
         row=np.arange(n))
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".nc"])
-def test_round_trip(tmp_path, suffix):
+@pytest.mark.parametrize("fmt", ["csv", "netcdf", "ioda"])
+def test_round_trip(tmp_path, fmt):
     obs = _obs()
-    path = tmp_path / f"o{suffix}"
-    obsio.write_observations(obs, path)
+    obs.variable[2] = "y"  # two quantities, one location shared (IODA puts them on one row)
+    obs.time[2], obs.coords["site"][2] = obs.time[1], obs.coords["site"][1]
+    path = tmp_path / ("o.csv" if fmt == "csv" else "o.nc")
+    obsio.write_observations(obs, path, fmt)
     back = obsio.read_observations([path])
+    order = np.lexsort((back.variable.astype(str), back.coords["site"], back.time))
+    ref = np.lexsort((obs.variable.astype(str), obs.coords["site"], obs.time))
+    back = obsio.ObservationSet(**{f: (getattr(back, f)[order] if f != "coords" else
+                                       {c: v[order] for c, v in back.coords.items()})
+                                   for f in ("time", "coords", "variable", "value", "error", "source", "row", "qc")})
+    obs = obsio.ObservationSet(**{f: (getattr(obs, f)[ref] if f != "coords" else
+                                      {c: v[ref] for c, v in obs.coords.items()})
+                                  for f in ("time", "coords", "variable", "value", "error", "source", "row", "qc")})
     np.testing.assert_array_equal(back.time, obs.time)
     np.testing.assert_array_equal(back.value, obs.value)  # repr() in CSV keeps every bit
     np.testing.assert_array_equal(back.error, obs.error)
@@ -33,9 +43,69 @@ def test_round_trip(tmp_path, suffix):
 
 def test_time_zones_are_converted_to_utc(tmp_path):
     path = tmp_path / "o.csv"
-    path.write_text("time,site,variable,value,error\n2000-01-01T08:00:00+02:00,1,x,1,1\n2000-01-01T06:00:00,1,x,1,1\n")
+    path.write_text("time,site,variable,value,error\n2000-01-01T08:00:00+02:00,1,x,1,1\n2000-01-01T07:30:00+02:00,2,x,1,1\n")
     obs = obsio.read_csv(path)
-    assert (obs.time == np.datetime64("2000-01-01T06:00:00")).all()
+    assert list(obs.time) == [np.datetime64("2000-01-01T06:00:00"), np.datetime64("2000-01-01T05:30:00")]
+
+
+@pytest.mark.parametrize("second", ["2000-01-01T06:00:00", "2000-01-01T08:00:00+02:00"])
+def test_mixed_time_zones_refused(tmp_path, second):
+    path = tmp_path / "o.csv"
+    path.write_text(f"time,site,variable,value,error\n2000-01-01T06:00:00Z,1,x,1,1\n{second},2,x,1,1\n")
+    with pytest.raises(ObservationError, match="o.csv, line 3: time .* but line 2 has zone Z; write every time in UTC"):
+        obsio.read_csv(path)
+
+
+def test_chunked_reading_keeps_line_numbers(tmp_path):
+    path = tmp_path / "o.csv"
+    rows = [f"2000-01-01T{h:02d}:00:00Z,{h % 40},x,{h},1" for h in range(20)]
+    rows[13] = "2000-01-01T13:00:00Z,13,x,oops,1"
+    path.write_text("time,site,variable,value,error\n" + "\n".join(rows) + "\n")
+    with pytest.raises(ObservationError, match="line 15: column 'value' is not a number: 'oops'"):
+        obsio.read_csv(path, chunk_rows=4)
+    rows[13] = "2000-01-01T13:00:00Z,13,x,13,1"
+    path.write_text("time,site,variable,value,error\n" + "\n".join(rows) + "\n")
+    obs = obsio.read_csv(path, chunk_rows=4)
+    assert list(obs.row) == list(range(2, 22)) and list(obs.value) == list(range(20))
+
+
+def test_duplicates_named(tmp_path):
+    obs = _obs(5)
+    obs.time[3], obs.coords["site"][3] = obs.time[1], obs.coords["site"][1]
+    with pytest.raises(ObservationError, match="mem, record 3: duplicate of mem, record 1"):
+        obsio.screen(obs, ("x",), {"site": (0, 40)}, "error")
+
+
+def test_ioda_layout_and_v2_names(tmp_path):
+    import netCDF4
+
+    from levda_cli.io import ioda
+
+    obs = _obs(6)
+    obs.qc[4] = 1  # written as PreQC != 0, read back as rejected
+    path = tmp_path / "v3.nc"
+    ioda.write_ioda(obs, path)
+    with netCDF4.Dataset(path) as ds:
+        assert list(ds.dimensions) == ["Location"] and {"MetaData", "ObsValue", "ObsError", "PreQC"} <= set(ds.groups)
+        t = ds["MetaData"]["dateTime"]
+        assert t.dtype == np.int64 and t.units.startswith("seconds since")
+        assert hasattr(ds["ObsValue"]["x"], "_FillValue") and hasattr(ds["ObsError"]["x"], "_FillValue")
+    back = obsio.read_observations([path])
+    assert back.qc[np.argmin(np.abs(back.value - obs.value[4]))] == obsio.QC_PREQC
+    # A v2 file: nlocs, MetaData/datetime strings, a missing value as a fill.
+    v2 = tmp_path / "v2.nc"
+    with netCDF4.Dataset(v2, "w") as ds:
+        ds.createDimension("nlocs", 3)
+        meta = ds.createGroup("MetaData")
+        dtv = meta.createVariable("datetime", str, ("nlocs",))
+        dtv[:] = np.array(["2000-01-01T06:00:00Z", "2000-01-01T12:00:00Z", "2000-01-01T18:00:00Z"], dtype=object)
+        meta.createVariable("site", "f8", ("nlocs",))[:] = [1.0, 2.0, 3.5]
+        fill = -3.3687953e38
+        ds.createGroup("ObsValue").createVariable("x", "f4", ("nlocs",), fill_value=np.float32(fill))[:] = [1.0, fill, 3.0]
+        ds.createGroup("ObsError").createVariable("x", "f4", ("nlocs",), fill_value=np.float32(fill))[:] = [0.5, 0.5, 0.5]
+    back = obsio.read_observations([v2])
+    assert list(back.value) == [1.0, 3.0] and list(back.coords["site"]) == [1.0, 3.5]
+    assert back.time[1] == np.datetime64("2000-01-01T18:00:00")
 
 
 def test_screen_names_the_record(tmp_path):

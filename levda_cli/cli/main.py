@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from levda_cli import __version__
-from levda_cli.cli import assimilate, observe, simulate
+from levda_cli.cli import assimilate, obs, observe, simulate
 
 app = typer.Typer(
     name="levda",
@@ -34,6 +34,7 @@ def main(
 app.command("simulate")(simulate.simulate)
 app.command("observe")(observe.observe)
 app.command("assimilate")(assimilate.assimilate)
+app.add_typer(obs.app, name="obs")
 
 
 def run() -> None:

@@ -30,6 +30,8 @@ QC_UNKNOWN_VARIABLE = 3
 QC_OUTSIDE_DOMAIN = 4
 QC_OUTSIDE_WINDOWS = 5
 QC_ALREADY_ASSIMILATED = 6
+QC_PREQC = 7
+QC_DUPLICATE = 8
 QC_NAMES = {
     QC_OK: "ok",
     QC_NAN: "nan",
@@ -38,7 +40,10 @@ QC_NAMES = {
     QC_OUTSIDE_DOMAIN: "outside_domain",
     QC_OUTSIDE_WINDOWS: "outside_windows",
     QC_ALREADY_ASSIMILATED: "already_assimilated",
+    QC_PREQC: "rejected_by_preqc",
+    QC_DUPLICATE: "duplicate",
 }
+CHUNK_ROWS = 200_000
 
 
 @dataclasses.dataclass
@@ -100,8 +105,77 @@ def format_time(t: np.datetime64) -> str:
     return f"{np.datetime_as_string(t.astype('datetime64[s]'), unit='s')}Z"
 
 
-def read_csv(path: Path) -> ObservationSet:
-    """Read a CSV with a header naming ``time``, coordinates, ``variable``, ``value``, ``error``."""
+def _zone(text: str) -> str:
+    """'Z', an offset such as '+02:00', or '' for a time without a zone."""
+    text = text.strip()
+    if text.endswith(("Z", "z")):
+        return "Z"
+    tail = text[-6:]
+    if len(text) > 10 and tail[0] in "+-" and tail[3] == ":":
+        return "Z" if tail in ("+00:00", "-00:00") else tail
+    return ""
+
+
+def _parse_times(col: np.ndarray, path: Path, lines: np.ndarray, zone_seen: list) -> np.ndarray:
+    """ISO 8601 strings -> datetime64[s] UTC, vectorised when the chunk shares one zone."""
+    zones = np.array([_zone(t) for t in col], dtype=object)
+    # Rows that do not even look like a date are left to the parser, which names them.
+    dated = np.array([len(t) >= 10 and t.strip()[:4].isdigit() and t.strip()[4:5] == "-" for t in col], bool)
+    if dated.any() and not zone_seen:
+        first = int(np.flatnonzero(dated)[0])
+        zone_seen.extend([zones[first], int(lines[first])])
+    differ = np.flatnonzero(dated & (zones != zone_seen[0])) if dated.any() else []
+    if len(differ):
+        i = int(differ[0])
+        describe = lambda zz: "no time zone" if zz == "" else f"zone {zz}"  # noqa: E731
+        raise ObservationError(
+            f"{path}, line {lines[i]}: time '{col[i]}' has {describe(zones[i])}, but line {zone_seen[1]} has "
+            f"{describe(zone_seen[0])}; write every time in UTC (e.g. 2000-01-01T06:00:00Z)"
+        )
+    zone = zones[0] if len(zones) else ""
+    try:
+        naive = np.char.strip(col.astype(str))
+        if zone == "Z":
+            naive = np.char.rstrip(np.char.replace(np.char.replace(naive, "+00:00", ""), "-00:00", ""), "Zz")
+        elif zone:
+            naive = np.array([t[:-6] for t in naive])
+        out = naive.astype("datetime64[s]")
+        if zone and zone != "Z":
+            sign = 1 if zone[0] == "+" else -1
+            out = out - np.timedelta64(sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60), "s")
+        return out
+    except ValueError:
+        pass
+    out = np.empty(len(col), dtype="datetime64[s]")
+    for i, text in enumerate(col):
+        try:
+            out[i] = parse_time(text)
+        except ValueError:
+            raise ObservationError(
+                f"{path}, line {lines[i]}: cannot read time '{text}'; write ISO 8601 UTC such as "
+                "2000-01-01T06:00:00Z"
+            ) from None
+    return out
+
+
+def _parse_numbers(col: np.ndarray, name: str, path: Path, lines: np.ndarray) -> np.ndarray:
+    try:
+        return np.asarray(col, dtype=str).astype(float)
+    except ValueError:
+        for i, text in enumerate(col):
+            try:
+                float(text)
+            except ValueError:
+                raise ObservationError(f"{path}, line {lines[i]}: column '{name}' is not a number: '{text}'") from None
+        raise
+
+
+def read_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> ObservationSet:
+    """Read a CSV with a header naming ``time``, coordinates, ``variable``, ``value``, ``error``.
+
+    Rows are parsed in vectorised chunks, so a file of millions of records is read at numpy
+    speed with memory for one chunk of text at a time. Every error names the line.
+    """
     path = Path(path)
     try:
         handle = path.open(newline="")
@@ -114,6 +188,8 @@ def read_csv(path: Path) -> ObservationSet:
         except StopIteration:
             raise ObservationError(f"{path} is empty: expected a header row such as "
                                    "'time,site,variable,value,error'") from None
+        except csv.Error as err:
+            raise ObservationError(f"{path}, line 1: not CSV ({err})") from None
         missing = [c for c in REQUIRED if c not in header]
         if missing:
             raise ObservationError(
@@ -121,43 +197,50 @@ def read_csv(path: Path) -> ObservationSet:
             )
         col = {name: i for i, name in enumerate(header)}
         coord_names = [h for h in header if h not in REQUIRED and h != "qc"]
-        times, variables, values, errors, rows = [], [], [], [], []
-        coords = {c: [] for c in coord_names}
-        for line, fields in enumerate(reader, start=2):
-            if not fields or all(not f.strip() for f in fields):
-                continue
-            if len(fields) != len(header):
-                raise ObservationError(
-                    f"{path}, line {line}: malformed row: {len(fields)} fields where the header has "
-                    f"{len(header)} ({','.join(fields)[:80]})"
-                )
-            try:
-                times.append(parse_time(fields[col["time"]]))
-            except ValueError:
-                raise ObservationError(
-                    f"{path}, line {line}: cannot read time '{fields[col['time']]}'; "
-                    "write ISO 8601 UTC such as 2000-01-01T06:00:00Z"
-                ) from None
-            for name in ("value", "error", *coord_names):
-                try:
-                    number = float(fields[col[name]])
-                except ValueError:
+        parts: list[ObservationSet] = []
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        zone_seen: list = []
+
+        def flush():
+            if not rows:
+                return
+            table = np.array(rows, dtype=object)
+            ln = np.asarray(lines)
+            n = len(rows)
+            parts.append(ObservationSet(
+                time=_parse_times(table[:, col["time"]], path, ln, zone_seen),
+                coords={c: _parse_numbers(table[:, col[c]], c, path, ln) for c in coord_names},
+                variable=np.char.strip(table[:, col["variable"]].astype(str)).astype(object),
+                value=_parse_numbers(table[:, col["value"]], "value", path, ln),
+                error=_parse_numbers(table[:, col["error"]], "error", path, ln),
+                source=np.full(n, str(path), dtype=object),
+                row=ln,
+            ))
+            rows.clear()
+            lines.clear()
+
+        try:
+            for line, fields in enumerate(reader, start=2):
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                if len(fields) != len(header):
                     raise ObservationError(
-                        f"{path}, line {line}: column '{name}' is not a number: '{fields[col[name]]}'"
-                    ) from None
-                (values if name == "value" else errors if name == "error" else coords[name]).append(number)
-            variables.append(fields[col["variable"]].strip())
-            rows.append(line)
-    n = len(values)
-    return ObservationSet(
-        time=np.array(times, dtype="datetime64[s]").reshape(n),
-        coords={c: np.asarray(v, float) for c, v in coords.items()},
-        variable=np.asarray(variables, dtype=object).reshape(n),
-        value=np.asarray(values, float),
-        error=np.asarray(errors, float),
-        source=np.full(n, str(path), dtype=object),
-        row=np.asarray(rows, int),
-    )
+                        f"{path}, line {line}: malformed row: {len(fields)} fields where the header has "
+                        f"{len(header)} ({','.join(fields)[:80]})"
+                    )
+                rows.append(fields)
+                lines.append(line)
+                if len(rows) >= chunk_rows:
+                    flush()
+        except csv.Error as err:
+            raise ObservationError(f"{path}, line {reader.line_num}: unreadable CSV ({err})") from None
+        flush()
+    if not parts:
+        return ObservationSet(time=np.array([], "datetime64[s]"), coords={c: np.array([]) for c in coord_names},
+                              variable=np.array([], object), value=np.array([]), error=np.array([]),
+                              source=np.array([], object), row=np.array([], int))
+    return ObservationSet.concat(parts)
 
 
 def write_csv(obs: ObservationSet, path: Path) -> None:
@@ -270,17 +353,25 @@ def read_observations(paths: list[Path]) -> ObservationSet:
         if suffix == ".csv":
             sets.append(read_csv(path))
         elif suffix in (".nc", ".nc4", ".netcdf", ".h5"):
-            sets.append(read_netcdf(path))
+            from levda_cli.io import ioda
+
+            sets.append(ioda.read_ioda(path) if ioda.is_ioda(path) else read_netcdf(path))
         else:
             raise ObservationError(f"{path}: unknown observation format '{suffix}'; use .csv or .nc")
     return ObservationSet.concat(sets)
 
 
 def write_observations(obs: ObservationSet, path: Path, fmt: str = "auto") -> None:
+    """Write as CSV, flat NetCDF or IODA v3 (``fmt``, or from the suffix: .csv or NetCDF)."""
     path = Path(path)
     if fmt == "auto":
         fmt = "csv" if path.suffix.lower() == ".csv" else "netcdf"
-    (write_csv if fmt == "csv" else write_netcdf)(obs, path)
+    if fmt == "ioda":
+        from levda_cli.io.ioda import write_ioda
+
+        write_ioda(obs, path)
+    else:
+        (write_csv if fmt == "csv" else write_netcdf)(obs, path)
 
 
 def screen(
@@ -292,7 +383,9 @@ def screen(
     """Check every record; raise on the first bad one, or mark it rejected in ``obs.qc``.
 
     Checks, in order: NaN or infinite value/error/coordinate, error <= 0, unknown variable,
-    missing or unexpected coordinates, coordinates outside the half-open ``domain`` boxes.
+    duplicate records (same time, coordinates and variable), missing or unexpected
+    coordinates, coordinates outside the half-open ``domain`` boxes. Records a reader already
+    rejected (IODA PreQC) stay rejected and are not checked further.
     """
     missing = [c for c in domain if c not in obs.coords]
     extra = [c for c in obs.coords if c not in domain]
@@ -323,6 +416,7 @@ def screen(
     known = np.isin(obs.variable.astype(str), np.asarray(fields, dtype=str))
     flag(~known, QC_UNKNOWN_VARIABLE,
          lambda i: f"unknown variable '{obs.variable[i]}'; this model has {', '.join(fields)}")
+    _flag_duplicates(obs, flag)
     for name, (lo, hi) in domain.items():
         c = obs.coords[name]
         with np.errstate(invalid="ignore"):
@@ -330,3 +424,28 @@ def screen(
         flag(outside, QC_OUTSIDE_DOMAIN,
              lambda i, name=name, lo=lo, hi=hi: f"coordinate {name} = {obs.coords[name][i]} is outside the domain "
              f"[{lo}, {hi}) (variable '{obs.variable[i]}')")
+
+
+def _flag_duplicates(obs: ObservationSet, flag) -> None:
+    """A record with the same time, coordinates and variable as an earlier one."""
+    if len(obs) < 2:
+        return
+    keys = [obs.time.astype(np.int64), *(obs.coords[c] for c in obs.coords), np.unique(obs.variable.astype(str),
+                                                                                      return_inverse=True)[1]]
+    order = np.lexsort(keys[::-1])
+    same = np.ones(len(obs) - 1, bool)
+    for k in keys:
+        ks = k[order]
+        same &= ks[1:] == ks[:-1]
+    dup = np.zeros(len(obs), bool)
+    dup[order[1:][same]] = True
+    first = {int(order[1:][j]): int(order[:-1][j]) for j in np.flatnonzero(same)}
+    flag(dup, QC_DUPLICATE, lambda i: f"duplicate of {obs.where(first.get(i, i))} (same time, coordinates and "
+         f"variable '{obs.variable[i]}')")
+
+
+def check_syntax(obs: ObservationSet, on_invalid: str) -> None:
+    """The model-free checks of ``screen`` (for ``levda obs check`` without a model)."""
+    fields = tuple(sorted(set(obs.variable.astype(str))))
+    domain = {c: (-np.inf, np.inf) for c in obs.coords}
+    screen(obs, fields, domain, on_invalid)
