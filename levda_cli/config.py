@@ -26,8 +26,9 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """Which model: a benchmark's physics (full-state mode) by name, its resolution and step."""
 
-    name: Literal["lorenz96", "tsunami", "kolmogorov"] = "lorenz96"
-    size: int | None = Field(None, ge=4, description="Lorenz-96 sites, or grid cells a side (default per model)")
+    name: Literal["lorenz96", "tsunami", "kolmogorov", "sphere"] = "lorenz96"
+    size: int | None = Field(None, ge=4, description="Lorenz-96 sites, grid cells a side, or the sphere's "
+                             "spectral truncation (21 for T21; default per model)")
     dt: float | None = Field(None, gt=0, description="time step, model time units (default per model)")
 
     def spec(self):

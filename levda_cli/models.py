@@ -16,12 +16,13 @@ import numpy as np
 
 from levda_cli.errors import ModelError
 
-MODELS = ("lorenz96", "tsunami", "kolmogorov")
+MODELS = ("lorenz96", "tsunami", "kolmogorov", "sphere")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     name: str
+    size: int  # the resolution setting: sites, cells a side, or spectral truncation
     dynamics: object  # an AbstractDynamics
     fields: tuple[str, ...]
     coords: tuple[str, ...]  # observation coordinate names, in the order the dynamics takes them
@@ -54,7 +55,7 @@ def model_spec(name: str, size: int | None = None, dt: float | None = None) -> M
         n = size or 40
         dyn = Lorenz96(n_state=n, dt=dt or 0.05)
         return ModelSpec(
-            name=name, dynamics=dyn, fields=FIELDS, coords=COORDS, domain={"site": (0.0, float(n))},
+            name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS, domain={"site": (0.0, float(n))},
             periodic=("site",), params={"F": 8.0}, prior={"F": (8.0, 8.0)}, grid_dims=("site",),
             grid={"site": np.arange(n)}, to_fields=lambda x: {"x": x}, restart_vars={},
             to_restart=lambda x: {}, from_frame=lambda frame: jnp.asarray(frame["x"]),
@@ -77,7 +78,7 @@ def model_spec(name: str, size: int | None = None, dt: float | None = None) -> M
             return {"u_face": u, "v_face": v}
 
         return ModelSpec(
-            name=name, dynamics=dyn, fields=FIELDS, coords=COORDS,
+            name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS,
             domain={"x": (0.0, dyn.length), "y": (0.0, dyn.length)}, periodic=(),
             params={"x0": 5e5, "y0": 5e5}, prior={"x0": (2.5e5, 7.5e5), "y0": (2.5e5, 7.5e5)},
             grid_dims=("y", "x"), grid={"y": centres, "x": centres, "x_face": faces, "y_face": faces},
@@ -95,13 +96,42 @@ def model_spec(name: str, size: int | None = None, dt: float | None = None) -> M
         dyn = Kolmogorov(n=n, dt=dt or min(0.02, 0.64 / n))
         g = np.asarray(dyn.grid())
         return ModelSpec(
-            name=name, dynamics=dyn, fields=FIELDS, coords=COORDS,
+            name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS,
             domain={"x": (0.0, 2 * np.pi), "y": (0.0, 2 * np.pi)}, periodic=("x", "y"),
             params={"Re": 1000.0}, prior={"Re": (500.0, 1500.0)}, grid_dims=("y", "x"), grid={"y": g, "x": g},
             to_fields=dyn.fields, restart_vars={}, to_restart=lambda x: {},
             from_frame=lambda f: dyn.vorticity_from_velocity(jnp.asarray(f["u"]), jnp.asarray(f["v"])),
             initial_state=lambda mu, key, scale: dyn.random_state(key),
             spinup=30.0, interval=0.2, duration=20.0, unit_seconds=3600.0, units={"u": "1", "v": "1", "Re": "1"},
+        )
+    if name == "sphere":
+        from levda_cli.physics.sphere import COORDS, FIELDS, Sphere, require_dinosaur
+
+        require_dinosaur()
+        trunc = size or 21
+        dyn = Sphere(truncation=f"T{trunc}", dt=dt or (0.5 if trunc <= 21 else 10.0 / trunc))
+        lon, lat = dyn.lon_lat_degrees()
+        m, l = dyn.modal_shape
+
+        def to_restart(x):
+            vort, div, pot, clock = dyn.unpack(x)
+            return {"vorticity_modal": vort[0], "divergence_modal": div[0], "potential_modal": pot[0], "clock": clock}
+
+        return ModelSpec(
+            name=name, size=trunc, dynamics=dyn, fields=FIELDS, coords=COORDS,
+            domain={"lon": (0.0, 360.0), "lat": (-90.0, float(np.nextafter(90.0, 91.0)))}, periodic=("lon",),
+            params={"amplitude": 100.0, "width": 20.0}, prior={"amplitude": (50.0, 150.0), "width": (10.0, 30.0)},
+            grid_dims=("lat", "lon"), grid={"lat": lat, "lon": lon, "m": np.arange(m), "l": np.arange(l)},
+            to_fields=dyn.fields,
+            restart_vars={"vorticity_modal": ("m", "l"), "divergence_modal": ("m", "l"),
+                          "potential_modal": ("m", "l"), "clock": ()},
+            to_restart=to_restart,
+            from_frame=lambda f: dyn.pack(*(jnp.asarray(f[k])[None] for k in (
+                "vorticity_modal", "divergence_modal", "potential_modal")), jnp.asarray(f["clock"])),
+            initial_state=lambda mu, key, scale: dyn.initial_state(mu),
+            spinup=120.0, interval=6.0, duration=240.0, unit_seconds=3600.0,
+            units={"h": "m", "u": "m s-1", "v": "m s-1", "lon": "degrees_east", "lat": "degrees_north",
+                   "amplitude": "m", "width": "degree"},
         )
     raise ModelError(f"unknown model '{name}'; levda knows: {', '.join(MODELS)}")
 

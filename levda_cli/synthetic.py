@@ -102,7 +102,7 @@ def simulate(cfg: SimulateConfig, out: Path, overwrite: bool = False, command: s
     }
     attrs = {
         "benchmark": spec.name, "epoch": cfg.time.epoch.isoformat(), "time_unit_seconds": unit,
-        "dt": dyn.dt, "size": int(cfg.model.size or len(spec.grid[spec.grid_dims[-1]])),
+        "dt": dyn.dt, "size": spec.size,
         "fields": dumps_attr(list(spec.fields)), "parameters": dumps_attr(list(spec.params)),
         "config": dumps_attr(resolved(cfg)), "command": command, "Conventions": "CF-1.8",
     }

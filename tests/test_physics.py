@@ -2,6 +2,7 @@
 steady states and convergence under refinement (small grids, float64)."""
 
 import jax
+import pytest
 import jax.numpy as jnp
 import numpy as np
 
@@ -112,3 +113,27 @@ def test_kolmogorov_point_evaluation_is_spectral():
     p = jnp.array([0.123, 2.5])
     np.testing.assert_allclose(m.observe(w, None, p, 0), np.sin(0.123) * np.cos(2.5), rtol=1e-10)
     np.testing.assert_allclose(m.vorticity_from_velocity(f["u"], f["v"]), x, atol=1e-10)
+
+
+# -- shallow water on the sphere (dinosaur) --------------------------------------------------------
+
+def test_sphere_conserves_mass_and_keeps_williamson_2_steady():
+    """Williamson et al. (1992) case 2, a steady geostrophic zonal flow, unforced: the height
+    field stays put; with the moving forcing (zero zonal mean) the mean height is conserved."""
+    pytest.importorskip("dinosaur")
+    from levda_cli.physics.sphere import Sphere
+
+    free = Sphere(forced=False)
+    mu = jnp.array([100.0, 20.0])
+    x0 = free.zonal_flow_state(20.0)
+    x = run(free, x0, 96, mu)  # two days
+    h0, h1 = free.fields(x0)["h"], free.fields(x)["h"]
+    assert float(jnp.linalg.norm(h1 - h0) / jnp.linalg.norm(h0 - h0.mean())) < 1e-5
+    np.testing.assert_allclose(free.fields(x0)["u"].max(), 20.0, rtol=1e-2)
+
+    forced = Sphere()
+    y = run(forced, forced.initial_state(mu), 96, mu)
+    assert float(jnp.abs(forced.fields(y)["h"] - 3000.0).max()) > 1.0  # the forcing drives a response
+    assert abs(float(forced.mean_potential_anomaly(y))) < 1e-14
+    np.testing.assert_allclose(y[-1], forced.hours(48.0), rtol=1e-12)  # the clock in the state
+    np.testing.assert_array_equal(forced.step(y, mu, jnp.asarray(0.0)), y)  # a zero step is the identity

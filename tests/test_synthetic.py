@@ -16,11 +16,14 @@ CASES = {
     "kolmogorov": dict(model={"name": "kolmogorov", "size": 16}, duration=1.0, spinup=1.0),
     "tsunami": dict(model={"name": "tsunami", "size": 12}, duration=3600.0),
     "lorenz96": dict(model={"name": "lorenz96"}, duration=0.5, spinup=1.0),
+    "sphere": dict(model={"name": "sphere"}, duration=12.0, spinup=6.0),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_observations_are_exact_between_frames(name, tmp_path):
+    if name == "sphere":
+        pytest.importorskip("dinosaur")
     store = tmp_path / "truth.zarr"
     simulate(SimulateConfig.model_validate({**CASES[name], "trajectories": 2, "seed": 1}), store)
     cfg = ObserveConfig(network="random:4", times="random", error=1e-12, trajectory=1, seed=3)
