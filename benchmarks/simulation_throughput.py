@@ -29,6 +29,8 @@ CASES = [  # model, size, trajectories in the batch, steps timed
     ("tsunami", 150, 4, 50),
     ("kolmogorov", 32, 8, 200),
     ("kolmogorov", 150, 2, 20),
+    ("sphere", 21, 4, 50),
+    ("sphere", 42, 2, 20),
 ]
 
 
@@ -61,7 +63,9 @@ def main():
         "",
         f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
         f"{jax.devices()[0].platform.upper()}; JAX {jax.__version__}; float64; {time.strftime('%Y-%m-%d')}.",
-        "Production step functions, vmapped over the batch, compile excluded. Full size: 150 x 150.",
+        "Production step functions, vmapped over the batch, compile excluded. Full size: 150 x 150;",
+        "the sphere at T21 (CI, 64 x 32 Gaussian grid) and T42 (128 x 64). dt in model time units",
+        "(Lorenz-96 units, seconds, Kolmogorov time units, hours).",
         "",
         "| model | grid | state size | dt | batch | steps | wall s | trajectory-steps/s |",
         "|---|---|---|---|---|---|---|---|",
