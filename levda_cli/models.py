@@ -109,7 +109,8 @@ def model_spec(name: str, size: int | None = None, dt: float | None = None) -> M
 
         require_dinosaur()
         trunc = size or 21
-        dyn = Sphere(truncation=f"T{trunc}", dt=dt or (0.5 if trunc <= 21 else 10.0 / trunc))
+        # Half an hour at T21, shorter in proportion at higher truncations, dividing the 6 h output.
+        dyn = Sphere(truncation=f"T{trunc}", dt=dt or 6.0 / math.ceil(6.0 / (0.5 * 21 / max(trunc, 21))))
         lon, lat = dyn.lon_lat_degrees()
         m, l = dyn.modal_shape
 

@@ -117,6 +117,8 @@ BAD = {
     "outside domain": ("2000-01-01T06:00:00Z,47.5,x,1.0,1.0\n", "line 3", "outside the domain"),
     "outside windows": ("1999-12-31T18:00:00Z,3.0,x,1.0,1.0\n", "line 3", "outside every window"),
     "bad time": ("yesterday,3.0,x,1.0,1.0\n", "line 3", "cannot read time"),
+    "duplicate": ("2000-01-01T06:00:00Z,1.0,x,2.5,1.0\n", "line 3", "duplicate of"),
+    "mixed time zones": ("2000-01-01T08:00:00+02:00,3.0,x,1.0,1.0\n", "line 3", "zone +02:00"),
 }
 
 

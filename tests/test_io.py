@@ -150,3 +150,18 @@ def test_store_failure_before_first_commit_leaves_nothing(tmp_path):
         with AnalysisStore.open_or_create(path, _specs(), {}, {}):
             raise RuntimeError("solver failed")
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_ioda_value_without_error_is_refused(tmp_path):
+    import netCDF4
+
+    from levda_cli.io import ioda
+
+    path = tmp_path / "v3.nc"
+    ioda.write_ioda(_obs(4), path)
+    with netCDF4.Dataset(path, "a") as ds:
+        var = ds["ObsError"]["x"]
+        var.set_auto_mask(False)
+        var[2] = var._FillValue
+    with pytest.raises(ObservationError, match="v3.nc, location 2: ObsValue/x is present but ObsError/x is missing"):
+        obsio.read_observations([path])
