@@ -110,7 +110,8 @@ def simulate(cfg: SimulateConfig, out: Path, overwrite: bool = False, command: s
     def batches():
         for start in range(0, cfg.trajectories, cfg.batch):
             idx = np.arange(start, min(start + cfg.batch, cfg.trajectories))
-            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
+            seeds = jnp.zeros_like(jnp.asarray(idx)) if cfg.shared_initial_state else jnp.asarray(idx)
+            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(seeds)
             fields, restart = jax.tree.map(np.asarray, run(jnp.asarray(mu_all[idx]), keys))
             data = {f: (("trajectory", "time", *spec.grid_dims), fields[f], {"units": spec.units.get(f, "1")})
                     for f in spec.fields}
