@@ -324,3 +324,31 @@ def window_setup(cfg: AssimilateConfig, spec):
         n_field=len(spec.fields),
         rotate=cfg.solver.rotate,
     )
+
+
+class SurrogateConfig(_Strict):
+    """Hyperparameters of the latent surrogate (stored in the checkpoint header)."""
+
+    n_latent: int = Field(16, ge=1)
+    dynamics_width: int = Field(64, ge=1)
+    dynamics_depth: int = Field(2, ge=0)
+    decoder_width: int = Field(128, ge=1)
+    decoder_depth: int = Field(3, ge=0)
+    n_fourier: int = Field(32, ge=0, description="Fourier features of the coordinates")
+    fourier_scale: float = Field(2.0, gt=0, description="std of the random frequencies (cycles per domain)")
+    steps_per_interval: int = Field(2, ge=1, description="latent RK4 steps per output interval of the data")
+
+
+class TrainConfig(_Strict):
+    """``levda surrogate train``: Adam with warm-up and cosine decay on random points and frames."""
+
+    surrogate: SurrogateConfig = SurrogateConfig()
+    epochs: int = Field(100, ge=1)
+    batch_trajectories: int = Field(8, ge=1)
+    points_per_frame: int = Field(256, ge=1, description="random grid points per frame and trajectory per step")
+    learning_rate: float = Field(3e-3, gt=0)
+    final_learning_rate: float = Field(3e-5, gt=0)
+    warmup_epochs: int = Field(3, ge=0)
+    validation_points: int = Field(2048, ge=1, description="points per frame for the validation error")
+    save_every: int = Field(5, ge=1, description="epochs between saves of the resumable training state")
+    seed: int = 0

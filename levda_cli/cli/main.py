@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from levda_cli import __version__
-from levda_cli.cli import assimilate, obs, observe, simulate
+from levda_cli.cli import assimilate, obs, observe, simulate, surrogate
 
 app = typer.Typer(
     name="levda",
@@ -35,6 +35,7 @@ app.command("simulate")(simulate.simulate)
 app.command("observe")(observe.observe)
 app.command("assimilate")(assimilate.assimilate)
 app.add_typer(obs.app, name="obs")
+app.add_typer(surrogate.app, name="surrogate")
 
 
 def run() -> None:

@@ -1,0 +1,109 @@
+"""``levda surrogate train | info | evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from levda_cli.cli._common import console, emit_json, reporting, stop_requested
+
+app = typer.Typer(help="Train, describe and evaluate latent surrogates.", no_args_is_help=True)
+
+
+@app.command("train")
+def train(
+    data: Path = typer.Option(..., "--data", "-d", help="Trajectory store from `levda simulate`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write."),
+    config: Path = typer.Option(None, "--config", "-c", help="TOML config; see configs/train_*.toml."),
+    epochs: int = typer.Option(None, help="Override epochs."),
+    seed: int = typer.Option(None, help="Override seed."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config key: table.key=value."),
+    json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+) -> None:
+    """Train a surrogate; rerunning the same command after an interruption continues it."""
+    with reporting():
+        from levda_cli.config import TrainConfig, load_config
+
+        flags = {"epochs": epochs, "seed": seed}
+        cfg = load_config(TrainConfig, config, [*(f"{k}={v}" for k, v in flags.items() if v is not None), *overrides])
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from levda_cli.cycling import configure_jax
+        from levda_cli.training import train as run
+
+        configure_jax("float32")
+        columns = (TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   TextColumn("{task.fields[info]}"))
+        with Progress(*columns, console=console, disable=quiet) as bar:
+            task = bar.add_task("epochs", total=cfg.epochs, info="")
+
+            def progress(epoch, total, row):
+                val = ", ".join(f"{k} {v:.3f}" for k, v in row["validation_rel_l2"].items())
+                bar.update(task, completed=epoch, info=f"mse {row['train_mse']:.4f}; val rel L2 {val}")
+
+            summary = run(cfg, data, out, progress, stop=stop_requested)
+        console.print(f"wrote {out}: {summary['parameters']} parameters, {summary['seconds']} s, "
+                      f"validation rel. L2 {summary['validation_rel_l2']}")
+        if json:
+            emit_json({k: v for k, v in summary.items() if k != "history"})
+
+
+@app.command("info")
+def info(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint file."),
+    json: bool = typer.Option(False, "--json", help="Print the header as JSON on stdout."),
+) -> None:
+    """Describe a checkpoint (its header) after verifying the payload's checksum."""
+    with reporting():
+        from rich.table import Table
+
+        from levda_cli.training import describe
+
+        header = describe(checkpoint)
+        if json:
+            emit_json(header)
+            return
+        table = Table(title=str(checkpoint), show_header=False, title_justify="left")
+        h = header
+        rows = [
+            ("format", f"{h['format']} v{h['format_version']} ({h['model_kind']}), payload SHA-256 verified"),
+            ("benchmark", h["benchmark"]),
+            ("fields", ", ".join(f"{f} [{u}]" for f, u in zip(h["fields"], h["field_units"]))),
+            ("coordinates", ", ".join(f"{c['name']} in [{c['low']:g}, {c['high']:g})" for c in h["coordinates"])),
+            ("parameters", ", ".join(f"{p['name']} in [{p['low']:g}, {p['high']:g}]" for p in h["parameters"])),
+            ("time", f"epoch {h['time']['epoch']}, {h['time']['unit_seconds']:g} s per unit, z = 0 at "
+                     f"{h['time']['origin']:g}, frames {h['time']['first_frame']:g} to {h['time']['last_frame']:g}"),
+            ("hyperparameters", ", ".join(f"{k}={v}" for k, v in h["hyperparameters"].items())),
+            ("size", f"{h['n_parameters']} trainable parameters, {h['file_bytes']} bytes"),
+            ("training", f"{h['training'].get('epochs')} epochs, {h['training'].get('seconds')} s on "
+                         f"{h['training'].get('trajectories')} trajectories of {h['training'].get('data')}"),
+            ("validation rel. L2", str(h["training"].get("validation_rel_l2"))),
+        ]
+        for k, v in rows:
+            table.add_row(k, v)
+        console.print(table)
+
+
+@app.command("evaluate")
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint file."),
+    data: Path = typer.Option(..., "--data", "-d", help="Trajectory store with a test split."),
+    split: str = typer.Option("test", help="Which split: test, validation or train."),
+    plot: Path = typer.Option(None, help="Write a PNG of truth, prediction and error."),
+    json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Relative L2 error per field and per lead time on a split of a trajectory store."""
+    with reporting():
+        from levda_cli.cycling import configure_jax
+        from levda_cli.training import evaluate as run
+
+        configure_jax("float32")
+        result = run(checkpoint, data, split, plot)
+        console.print(f"{result['trajectories']} {split} trajectories; relative L2 over the trajectory: "
+                      + ", ".join(f"{f} {v:.2%}" for f, v in result["rel_l2"].items()))
+        if plot is not None:
+            console.print(f"wrote {plot}")
+        if json:
+            emit_json(result)

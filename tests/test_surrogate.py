@@ -1,0 +1,159 @@
+"""The latent surrogate and its checkpoint: differentiability, continuity, save/load, refusals,
+and training that learns."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from levda_cli.config import SimulateConfig, TrainConfig
+from levda_cli.core.surrogate import Surrogate
+from levda_cli.io.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+HP = dict(n_latent=6, dynamics_width=16, dynamics_depth=1, decoder_width=16, decoder_depth=1, n_fourier=4,
+          fourier_scale=2.0, dt=0.1, time_scale=2.0)
+
+
+def _model(key=0):
+    return Surrogate.build(n_coord=2, n_field=2, n_param=2, periodic=(False, True), key=jax.random.PRNGKey(key),
+                           coord_low=[0.0, 0.0], coord_high=[1e6, 2 * np.pi], field_mean=[1.0, -2.0],
+                           field_std=[0.5, 3.0], param_low=[0.0, 500.0], param_high=[1.0, 1500.0], **HP)
+
+
+def _header():
+    return {"model_kind": "latent-dynamics-network", "benchmark": "test", "hyperparameters": HP,
+            "fields": ["a", "b"], "field_units": ["1", "1"],
+            "coordinates": [{"name": "x", "periodic": False}, {"name": "y", "periodic": True}],
+            "parameters": [{"name": "p"}, {"name": "q"}],
+            "normalisation": {"field_mean": [1.0, -2.0], "field_std": [0.5, 3.0]}}
+
+
+def fd(f, x, t, eps=1e-6):
+    return (f(x + eps * t) - f(x - eps * t)) / (2 * eps)
+
+
+def test_gradients_match_finite_differences():
+    m = _model()
+    z = jax.random.normal(jax.random.PRNGKey(3), (6,))
+    mu = jnp.array([0.4, 900.0])
+    x = jnp.array([3e5, 1.2])
+    # The decoder w.r.t. the latent state and the coordinates.
+    for f, arg in ((lambda zz: m.decode(zz, x), z), (lambda xx: m.decode(z, xx), x)):
+        t = jax.random.normal(jax.random.PRNGKey(4), arg.shape) * jnp.where(arg > 1e3, 1e4, 1.0)
+        np.testing.assert_allclose(jax.jvp(f, (arg,), (t,))[1], fd(f, arg, t), rtol=1e-5, atol=1e-8)
+    # The time integration w.r.t. the parameters (and the latent start).
+    g = lambda p: m.decode(m.latent_trajectory(p, jnp.array([1.37]), 14)[0], x)  # noqa: E731
+    for t in (jnp.array([1.0, 0.0]), jnp.array([0.0, 100.0])):
+        np.testing.assert_allclose(jax.jvp(g, (mu,), (t,))[1], fd(g, mu, t), rtol=1e-5, atol=1e-8)
+    # Reverse mode agrees with forward mode.
+    np.testing.assert_allclose(jax.grad(lambda p: g(p)[0])(mu), jax.jacfwd(g)(mu)[0], rtol=1e-8)
+
+
+def test_prediction_is_continuous_in_time_and_periodic_where_declared():
+    m = _model()
+    mu = jnp.array([0.4, 900.0])
+    times = 1.0 + jnp.array([0.0, 1e-7, 0.05, 0.05 + 1e-7, 0.1 - 1e-7, 0.1])  # across a step boundary
+    z = m.latent_trajectory(mu, times, 12)
+    assert float(jnp.abs(z[1] - z[0]).max()) < 1e-5 and float(jnp.abs(z[3] - z[2]).max()) < 1e-5
+    assert float(jnp.abs(z[5] - z[4]).max()) < 1e-5
+    np.testing.assert_allclose(m.decode(z[0], jnp.array([3e5, 0.3])), m.decode(z[0], jnp.array([3e5, 0.3 + 2 * np.pi])),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_save_load_is_bit_identical(tmp_path):
+    m = _model()
+    save_checkpoint(tmp_path / "m.ckpt", m, _header())
+    m2, header = load_checkpoint(tmp_path / "m.ckpt")
+    mu, x = jnp.array([0.4, 900.0]), jnp.array([3e5, 1.2])
+    z, z2 = m.latent_trajectory(mu, jnp.array([0.7, 1.9]), 20), m2.latent_trajectory(mu, jnp.array([0.7, 1.9]), 20)
+    assert np.array_equal(z, z2) and np.array_equal(m.decode(z[1], x), m2.decode(z2[1], x))
+    assert header["format_version"] == 1 and len(header["payload_sha256"]) == 64
+
+
+def _corrupt(path, how):
+    data = path.read_bytes()
+    line, _, payload = data.partition(b"\n")
+    header = json.loads(line)
+    if how == "truncated":
+        path.write_bytes(data[:-100])
+    elif how == "changed byte":
+        i = len(payload) // 2
+        path.write_bytes(line + b"\n" + payload[:i] + bytes([payload[i] ^ 1]) + payload[i + 1:])
+    elif how == "unknown version":
+        header["format_version"] = 99
+        path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+    elif how == "header mismatch":
+        header["hyperparameters"]["n_latent"] = 7
+        path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+    elif how == "normalisation mismatch":
+        header["normalisation"]["field_std"] = [0.5, 4.0]
+        path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+    elif how == "not a checkpoint":
+        path.write_bytes(b"\x89PNG\r\n" + payload)
+
+
+CORRUPTIONS = {
+    "truncated": "is truncated",
+    "changed byte": "is corrupt: the payload's SHA-256",
+    "unknown version": "format version 99",
+    "header mismatch": "does not match the model its header describes",
+    "normalisation mismatch": "normalisation 'field_std' does not match",
+    "not a checkpoint": "is not a levda checkpoint",
+}
+
+
+@pytest.mark.parametrize("how", list(CORRUPTIONS))
+def test_damaged_checkpoints_refused(tmp_path, how):
+    path = tmp_path / "m.ckpt"
+    save_checkpoint(path, _model(), _header())
+    _corrupt(path, how)
+    with pytest.raises(CheckpointError, match=CORRUPTIONS[how]):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("how", ["truncated", "changed byte", "unknown version"])
+def test_cli_refuses_damaged_checkpoints_with_exit_code_4(tmp_path, how, cli_env):
+    path = tmp_path / "m.ckpt"
+    save_checkpoint(path, _model(), _header())
+    ok = subprocess.run([sys.executable, "-m", "levda_cli", "surrogate", "info", str(path), "--json"],
+                        capture_output=True, text=True, env=cli_env)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["checksum_verified"] is True
+    _corrupt(path, how)
+    proc = subprocess.run([sys.executable, "-m", "levda_cli", "surrogate", "info", str(path)],
+                          capture_output=True, text=True, env=cli_env)
+    assert proc.returncode == 4 and "m.ckpt" in proc.stderr and CORRUPTIONS[how] in proc.stderr
+
+
+def test_training_reduces_validation_error_and_resumes_identically(tmp_path):
+    from levda_cli.synthetic import simulate
+    from levda_cli.training import evaluate, train
+
+    store = tmp_path / "k.zarr"
+    simulate(SimulateConfig.model_validate({"model": {"name": "lorenz96", "size": 8}, "trajectories": 10,
+                                            "duration": 0.5, "interval": 0.05, "spinup": 0.0,
+                                            "parameters": {"F": {"range": [0.5, 1.5]}},
+                                            "split": [0.6, 0.2, 0.2]}), store)
+    cfg = TrainConfig.model_validate({"epochs": 40, "batch_trajectories": 3, "points_per_frame": 8,
+                                      "learning_rate": 1e-2, "save_every": 10,
+                                      "surrogate": {"n_latent": 4, "dynamics_width": 16, "decoder_width": 16,
+                                                    "decoder_depth": 1, "n_fourier": 4}})
+    seen = []
+    summary = train(cfg, store, tmp_path / "a.ckpt", progress=lambda e, n, row: seen.append(row))
+    first = seen[0]["validation_rel_l2"]["x"]
+    last = seen[-1]["validation_rel_l2"]["x"]
+    assert last < 0.7 * first
+    # Interrupted after 20 epochs, then the same command again: the same checkpoint.
+    calls = []
+    with pytest.raises(Exception, match="stopped after epoch 20"):
+        train(cfg, store, tmp_path / "b.ckpt", stop=lambda: len(calls) >= 20,
+              progress=lambda e, n, row: calls.append(e))
+    train(cfg, store, tmp_path / "b.ckpt")
+    a, b = load_checkpoint(tmp_path / "a.ckpt")[0], load_checkpoint(tmp_path / "b.ckpt")[0]
+    np.testing.assert_allclose(np.asarray(a.decoder_net.out.weight), np.asarray(b.decoder_net.out.weight), rtol=1e-6)
+    result = evaluate(tmp_path / "a.ckpt", store, "test")
+    assert set(result["rel_l2"]) == {"x"} and len(result["rel_l2_by_lead_time"]["x"]) == 11
+    assert summary["parameters"] > 0
