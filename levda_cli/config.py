@@ -27,6 +27,7 @@ class ModelConfig(_Strict):
     """Which model: a benchmark's physics (full-state mode) by name, its resolution and step."""
 
     name: Literal["lorenz96", "tsunami", "kolmogorov", "sphere"] = "lorenz96"
+    checkpoint: Path | None = Field(None, description="a surrogate checkpoint: latent mode (name is then ignored)")
     size: int | None = Field(None, ge=4, description="Lorenz-96 sites, grid cells a side, or the sphere's "
                              "spectral truncation (21 for T21; default per model)")
     dt: float | None = Field(None, gt=0, description="time step, model time units (default per model)")
@@ -35,6 +36,10 @@ class ModelConfig(_Strict):
         from levda_cli.models import model_spec
 
         return model_spec(self.name, self.size, self.dt)
+
+    @property
+    def latent(self) -> bool:
+        return self.checkpoint is not None
 
 
 class TimeConfig(_Strict):
@@ -77,7 +82,8 @@ class EnsembleConfig(_Strict):
     size: int = Field(20, ge=2)
     seed: int = 0
     spinup: float | None = Field(None, ge=0, description="free-run time that makes each initial member "
-                                 "(default per model)")
+                                 "(default per model; latent mode: from the surrogate's origin to the first window)")
+    latent_noise: float = Field(0.0, ge=0, description="latent mode: std of noise added to z = 0 at the origin")
     perturbation: float = Field(1.0, gt=0, description="std of the noise each spin-up starts from")
 
 
@@ -131,6 +137,8 @@ class AssimilateConfig(_Strict):
 
     @model_validator(mode="after")
     def _steps(self):
+        if self.model.latent:
+            return self  # checked against the surrogate's step when it is loaded
         dt_model = self.model.dt or {"lorenz96": 0.05}.get(self.model.name)
         if dt_model is None:
             return self  # checked against the model's own step when the model is built
@@ -311,6 +319,9 @@ def window_setup(cfg: AssimilateConfig, spec):
     steps = {}
     for what, value in (("length", cfg.window.length), ("shift", cfg.window.shift_value)):
         n = value / dt_model
+        if cfg.model.latent and abs(n - round(n)) > 1e-9:
+            raise ConfigError(f"window {what} {value} is not a whole number of the surrogate's steps "
+                              f"(dt = {dt_model}); the latent integration steps on that grid")
         if abs(n - round(n)) > 1e-9 or round(n) < 1:
             raise ConfigError(f"window {what} {value} is not a whole number of model steps (dt = {dt_model})")
         steps[what] = int(round(n))

@@ -54,9 +54,11 @@ class Clock:
     shift_s: int
 
     @classmethod
-    def from_config(cls, cfg: AssimilateConfig, spec: ModelSpec) -> Clock:
+    def from_config(cls, cfg: AssimilateConfig, spec: ModelSpec, epoch_override: str | None = None) -> Clock:
         unit = cfg.time.unit_seconds or spec.unit_seconds
         epoch = int(cfg.time.epoch.timestamp())
+        if epoch_override is not None:  # a surrogate's model time is tied to its training data's epoch
+            epoch = int(dt.datetime.fromisoformat(epoch_override).timestamp())
 
         def seconds(model_time: float, what: str) -> int:
             s = model_time * unit
@@ -168,8 +170,15 @@ def run(
     on a stop request and on any error), so a kill loses at most that much work and never
     leaves a partial window. ``stop`` is polled between windows.
     """
-    spec = cfg.model.spec()
-    clock = Clock.from_config(cfg, spec)
+    header = None
+    if cfg.model.latent:
+        from levda_cli.models import surrogate_spec
+
+        configure_jax(cfg.output.precision)
+        spec, header = surrogate_spec(cfg.model.checkpoint, cfg.ensemble.latent_noise)
+    else:
+        spec = cfg.model.spec()
+    clock = Clock.from_config(cfg, spec, header["time"]["epoch"] if header else None)
     obs = obsio.read_observations(obs_paths)
     obsio.screen(obs, spec.fields, spec.domain, cfg.observations.on_invalid)
     t_s = (obs.time - UNIX).astype(np.int64)
@@ -208,12 +217,13 @@ def run(
     attrs = {
         "title": "levda analysis store",
         "levda_version": __version__,
-        "mode": "full-state",
+        "mode": "latent" if header else "full-state",
         "model": spec.name,
         "config": dumps_attr(resolved(cfg)),
         "compat": dumps_attr(_compat(cfg)),
         "command": command,
-        "checkpoint_sha256": "",
+        "checkpoint_sha256": header["payload_sha256"] if header else "",
+        "checkpoint": str(cfg.model.checkpoint or ""),
         "control_names": dumps_attr([f"{spec.fields[0]}[{i}]" for i in range(n_state)] + est),
         "fields": dumps_attr(list(spec.fields)),
         "qc_flags": dumps_attr(obsio.QC_NAMES),
@@ -247,7 +257,14 @@ def run(
                                   minlength=last + 1)
 
         if resumed == 0:
-            background = _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, jax.random.fold_in(key, 10**9), dtype)
+            spinup = None
+            if header is not None:  # from the surrogate's origin (z = 0) to the first window start
+                spinup = (clock.start_s - clock.epoch_s) / clock.unit_s - header["time"]["origin"]
+                if spinup < -1e-9:
+                    raise ConfigError(f"window.start is before the surrogate's time origin "
+                                      f"{header['time']['origin']}; the latent state is only defined after it")
+            background = _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std,
+                                           jax.random.fold_in(key, 10**9), dtype, spinup)
         else:
             previous = jnp.asarray(store.read_last("analysis"), dtype)
             background = forward(setup.problem, previous, setup.n_shift)[-1]
@@ -347,7 +364,7 @@ def run(
         return _summary(out, resumed, rows, obs, store.n_windows)
 
 
-def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype):
+def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype, spinup=None):
     """Members from the model's own start (free runs ``ensemble.spinup`` long from perturbed
     states), with the estimated parameters drawn from their prior."""
     import jax
@@ -367,7 +384,8 @@ def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype):
     x = jax.vmap(lambda m, k: spec.initial_state(m, k, cfg.ensemble.perturbation))(mu, keys).astype(dtype)
     if est:
         x = jnp.concatenate([x, mu[:, jnp.asarray(problem.estimated)]], axis=1)
-    spinup = spec.spinup if cfg.ensemble.spinup is None else cfg.ensemble.spinup
+    if spinup is None:
+        spinup = spec.spinup if cfg.ensemble.spinup is None else cfg.ensemble.spinup
     n_spin = round(spinup / spec.dynamics.dt)
     if n_spin == 0:
         return x

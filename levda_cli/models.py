@@ -140,3 +140,47 @@ def model_spec(name: str, size: int | None = None, dt: float | None = None) -> M
 # Kept for the full-state cycling code path.
 def full_state_model(name: str, size: int | None = None, dt: float | None = None) -> ModelSpec:
     return model_spec(name, size, dt)
+
+
+def surrogate_spec(path, latent_noise: float = 0.0) -> tuple[ModelSpec, dict]:
+    """A spec for latent mode: the checkpoint's surrogate is the model, its latent vector the state.
+
+    Members start from ``z = 0`` at the surrogate's time origin (plus ``latent_noise`` if asked)
+    and differ by their parameters; fields are decoded on the training grid for the store.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from levda_cli.io.checkpoint import load_checkpoint
+
+    model, header = load_checkpoint(path, dtype=jnp.float64)
+    coords = tuple(c["name"] for c in header["coordinates"])
+    grid_dims = tuple(header["grid"]["dims"])
+    grid = {d: np.asarray(header["grid"][d]) for d in grid_dims}
+    mesh = np.meshgrid(*[grid[d] for d in grid_dims], indexing="ij")
+    by_dim = {d: m.ravel() for d, m in zip(grid_dims, mesh)}
+    points = jnp.asarray(np.stack([by_dim[c if c in by_dim else grid_dims[0]] for c in coords], axis=1))
+    shape = tuple(len(grid[d]) for d in grid_dims)
+    fields = tuple(header["fields"])
+
+    @jax.jit
+    def to_fields(z):
+        values = jax.vmap(lambda p: model.decode(z, p))(points)
+        return {f: values[:, i].reshape(shape) for i, f in enumerate(fields)}
+
+    n = model.n_state
+    spec = ModelSpec(
+        name=f"surrogate:{header['benchmark']}", size=n, dynamics=model, fields=fields, coords=coords,
+        domain={c["name"]: (c["low"], c["high"]) for c in header["coordinates"]},
+        periodic=tuple(c["name"] for c in header["coordinates"] if c["periodic"]),
+        params={p["name"]: p["default"] for p in header["parameters"]},
+        prior={p["name"]: (p["low"], p["high"]) for p in header["parameters"]},
+        grid_dims=grid_dims, grid=grid, to_fields=to_fields, restart_vars={}, to_restart=lambda x: {},
+        from_frame=lambda f: None,
+        initial_state=lambda mu, key, scale: latent_noise * jax.random.normal(key, (n,), jnp.float64),
+        spinup=0.0, interval=header["time"]["frame_interval"], duration=header["time"]["last_frame"],
+        unit_seconds=header["time"]["unit_seconds"],
+        units={**dict(zip(fields, header["field_units"])), **{c["name"]: c["units"] for c in header["coordinates"]},
+               **{p["name"]: p["units"] for p in header["parameters"]}},
+    )
+    return spec, header

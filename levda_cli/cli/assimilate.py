@@ -25,7 +25,9 @@ def _expand(patterns: list[str]) -> list[Path]:
 def assimilate(
     observations: list[str] = typer.Argument(..., help="Observation files or globs (.csv, .nc)."),
     out: Path = typer.Option(..., "--out", "-o", help="Zarr analysis store (created, or resumed)."),
-    model: str = typer.Option(None, "--model", "-m", help="Full-state mode with this physical model: lorenz96."),
+    model: str = typer.Option(None, "--model", "-m", help="Full-state mode with this physical model "
+                              "(lorenz96, tsunami, kolmogorov, sphere)."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", "-k", help="Latent mode with this surrogate checkpoint."),
     config: Path = typer.Option(None, "--config", "-c", help="TOML config; see configs/."),
     truth: Path = typer.Option(None, help="Truth store (from `levda simulate`) for RMSE and CRPS."),
     truth_trajectory: int = typer.Option(0, help="Which trajectory of the truth store."),
@@ -45,8 +47,14 @@ def assimilate(
         flags = {"ensemble.size": ensemble_size, "window.length": window_length, "window.shift": window_shift,
                  "inflation.multiplicative": inflation, "ensemble.seed": seed}
         sets = [*(f"{k}={v}" for k, v in flags.items() if v is not None), *overrides]
+        if model is not None and checkpoint is not None:
+            from levda_cli.errors import ConfigError
+
+            raise ConfigError("give --model (full-state mode) or --checkpoint (latent mode), not both")
         if model is not None:
             sets.append(f'model.name="{model}"')
+        if checkpoint is not None:
+            sets.append(f'model.checkpoint="{checkpoint}"')
         cfg = load_config(AssimilateConfig, config, sets)
         paths = _expand(observations)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
