@@ -15,7 +15,6 @@ import datetime as dt
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 

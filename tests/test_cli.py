@@ -2,8 +2,6 @@
 and every bad-input case with its exit code and no store written."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
