@@ -229,7 +229,7 @@ def run(
     }
     key = jax.random.PRNGKey(cfg.ensemble.seed)
     step = eqx.filter_jit(analyse_window)
-    forward = eqx.filter_jit(propagate, )
+    forward = eqx.filter_jit(propagate)
 
     with AnalysisStore.open_or_create(out, specs, coords, attrs) as store:
         resumed = store.n_windows

@@ -137,11 +137,6 @@ def model_spec(name: str, size: int | None = None, dt: float | None = None) -> M
     raise ModelError(f"unknown model '{name}'; levda knows: {', '.join(MODELS)}")
 
 
-# Kept for the full-state cycling code path.
-def full_state_model(name: str, size: int | None = None, dt: float | None = None) -> ModelSpec:
-    return model_spec(name, size, dt)
-
-
 def surrogate_spec(path, latent_noise: float = 0.0) -> tuple[ModelSpec, dict]:
     """A spec for latent mode: the checkpoint's surrogate is the model, its latent vector the state.
 

@@ -272,12 +272,16 @@ def evaluate(ckpt: Path, data_path: Path, split: str = "test", plot: Path | None
     seconds = time.perf_counter() - t0
     err = pred - y
     per_field = np.sqrt((err**2).sum(axis=(0, 1, 2)) / (y**2).sum(axis=(0, 1, 2)))
-    per_lead = np.sqrt((err**2).sum(axis=(0, 2)) / np.maximum((y**2).sum(axis=(0, 2)), 1e-30))  # (frame, field)
+    norm = (y**2).sum(axis=(0, 2))  # (frame, field)
+    # A frame where the truth is zero (e.g. a fluid at rest) has no relative error: null.
+    defined = norm > 1e-12 * norm.max(axis=0, keepdims=True)
+    per_lead = np.where(defined, np.sqrt((err**2).sum(axis=(0, 2)) / np.where(defined, norm, 1.0)), np.nan)
     fields = header["fields"]
     result = {
         "checkpoint": str(ckpt), "data": str(data_path), "split": split, "trajectories": int(len(mu)),
         "rel_l2": {f: float(per_field[i]) for i, f in enumerate(fields)},
-        "rel_l2_by_lead_time": {f: per_lead[:, i].round(6).tolist() for i, f in enumerate(fields)},
+        "rel_l2_by_lead_time": {f: [None if not np.isfinite(v) else round(float(v), 6) for v in per_lead[:, i]]
+                                for i, f in enumerate(fields)},
         "lead_times": (data.model_time - data.model_time[0]).tolist(),
         "seconds": round(seconds, 3),
     }
