@@ -178,9 +178,9 @@ class SimulateConfig(_Strict):
     trajectories: int = Field(1, ge=1)
     batch: int = Field(16, ge=1, description="trajectories integrated (and written) together")
     shared_initial_state: bool = Field(
-        True, description="every trajectory starts from the same random state (then spun up with its own "
-        "parameters), so a trajectory is a function of its parameters, as a surrogate that starts from z = 0 "
-        "assumes; false: a random state per trajectory")
+        True, description="every trajectory starts its stored part from one state (a random state spun up with "
+        "the default parameters), so a trajectory is a function of its parameters, as a surrogate that starts "
+        "from z = 0 assumes; false: a random state per trajectory, spun up with its own parameters")
     split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, validation, test fractions")
     seed: int = 0
 

@@ -349,6 +349,8 @@ def run(
                 }
                 if est:
                     row["parameters"] = {n: float(res.analysis[:, n_state + i].mean()) for i, n in enumerate(est)}
+                    row["parameters_spread"] = {n: float(res.analysis[:, n_state + i].std(ddof=1))
+                                                for i, n in enumerate(est)}
                 rows.append(row)
                 if progress is not None:
                     progress(k - resumed + 1, len(windows), row)

@@ -69,14 +69,20 @@ def simulate(cfg: SimulateConfig, out: Path, overwrite: bool = False, command: s
     key = jax.random.PRNGKey(cfg.seed)
     unit = cfg.time.unit_seconds or spec.unit_seconds
 
+    mu_default = jnp.asarray([spec.params[p] for p in spec.params])
+
     def one(mu, k):
+        # Shared: one state, spun up with the default parameters, starts every trajectory, so
+        # trajectories differ only through their parameters from the first stored frame on.
+        # (The state itself may depend on the trajectory's parameters, e.g. the tsunami's bump.)
+        mu_spin = mu_default if cfg.shared_initial_state else mu
         x = spec.initial_state(mu, k, 1.0)
 
-        def inner(x, _):
-            return dyn.step(x, mu, jnp.asarray(dyn.dt, x.dtype)), None
+        def inner(x, _, m=mu):
+            return dyn.step(x, m, jnp.asarray(dyn.dt, x.dtype)), None
 
         def spin(x, _):
-            return inner(x, None)[0], None
+            return dyn.step(x, mu_spin, jnp.asarray(dyn.dt, x.dtype)), None
 
         if n_spin:
             x, _ = jax.lax.scan(spin, x, None, length=n_spin)

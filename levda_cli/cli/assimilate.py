@@ -83,6 +83,9 @@ def assimilate(
                 f"{summary['n_obs_assimilated']} observations assimilated"
                 + (f", rejected: {summary['rejected']}" if summary["rejected"] else "")
             )
+            if "parameters" in rows[-1]:
+                console.print("parameters at the last window: " + ", ".join(
+                    f"{k} = {v:.6g} +- {rows[-1]['parameters_spread'][k]:.2g}" for k, v in rows[-1]["parameters"].items()))
             rmses = [r["rmse"] for r in rows if r["rmse"] == r["rmse"]]
             if rmses:
                 console.print(f"mean analysis RMSE {sum(rmses) / len(rmses):.4f}, "
