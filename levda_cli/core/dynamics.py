@@ -16,6 +16,15 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, Bool
 
 
+def rk4(f, x, dt):
+    """One classical Runge-Kutta step of ``dx/dt = f(x)``; a step of length 0 is the identity."""
+    k1 = f(x)
+    k2 = f(x + 0.5 * dt * k1)
+    k3 = f(x + 0.5 * dt * k2)
+    k4 = f(x + dt * k3)
+    return x + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+
+
 class AbstractDynamics(eqx.Module):
     """A time-stepping model with a pointwise observation operator.
 

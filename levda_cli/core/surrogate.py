@@ -22,15 +22,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from levda_cli.core.dynamics import AbstractDynamics, Problem, states_at
-
-
-def _rk4(f, z, dt):
-    k1 = f(z)
-    k2 = f(z + 0.5 * dt * k1)
-    k3 = f(z + 0.5 * dt * k2)
-    k4 = f(z + dt * k3)
-    return z + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+from levda_cli.core.dynamics import AbstractDynamics, Problem, rk4, states_at
 
 
 class ResidualMLP(eqx.Module):
@@ -127,7 +119,7 @@ class Surrogate(AbstractDynamics):
         return self.dynamics_net(jnp.concatenate([z, self.normalise_params(mu)])) / self.time_scale
 
     def step(self, x, mu, dt):
-        return _rk4(lambda z: self.tendency(z, mu), x, dt)
+        return rk4(lambda z: self.tendency(z, mu), x, dt)
 
     # -- decoding ------------------------------------------------------------------------------
     def decode_normalised(self, z: Float[Array, " n_latent"], coords: Float[Array, " n_coord"]) -> Array:

@@ -23,6 +23,7 @@ from levda_cli.io.observations import (
     UNIX_EPOCH,
     ObservationSet,
     _seconds_since,
+    open_netcdf,
     parse_time,
 )
 
@@ -104,12 +105,7 @@ def read_ioda(path: Path) -> ObservationSet:
     import netCDF4
 
     path = Path(path)
-    try:
-        ds = netCDF4.Dataset(path, "r")
-    except OSError as err:
-        raise ObservationError(f"cannot read {path} as NetCDF: {err}") from None
-    with ds:
-        ds.set_auto_mask(False)
+    with open_netcdf(path) as ds:
         dim = "Location" if "Location" in ds.dimensions else "nlocs" if "nlocs" in ds.dimensions else None
         if dim is None:
             raise ObservationError(f"{path}: an IODA file needs a 'Location' (v3) or 'nlocs' (v2) dimension")

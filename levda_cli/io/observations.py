@@ -272,17 +272,22 @@ def _seconds_since(units: str, path: Path, name: str) -> np.datetime64:
         ) from None
 
 
-def read_netcdf(path: Path) -> ObservationSet:
-    """Read a flat NetCDF observation file (dimension ``obs``)."""
+def open_netcdf(path: Path):
+    """An open NetCDF dataset with automatic masking off (fill values are checked explicitly)."""
     import netCDF4
 
-    path = Path(path)
     try:
         ds = netCDF4.Dataset(path, "r")
     except OSError as err:
         raise ObservationError(f"cannot read observation file {path} as NetCDF: {err}") from None
-    with ds:
-        ds.set_auto_mask(False)
+    ds.set_auto_mask(False)
+    return ds
+
+
+def read_netcdf(path: Path) -> ObservationSet:
+    """Read a flat NetCDF observation file (dimension ``obs``)."""
+    path = Path(path)
+    with open_netcdf(path) as ds:
         if "obs" not in ds.dimensions:
             raise ObservationError(
                 f"{path}: no dimension 'obs'; a flat observation file has dimension 'obs' and "

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from levda_cli.core.dynamics import AbstractDynamics
+from levda_cli.core.dynamics import AbstractDynamics, rk4
 
 FIELDS = ("x",)
 COORDS = ("site",)
@@ -21,14 +21,6 @@ PARAMS = ("F",)
 
 def tendency(x: Float[Array, " n"], forcing: Float[Array, ""]) -> Float[Array, " n"]:
     return (jnp.roll(x, -1) - jnp.roll(x, 2)) * jnp.roll(x, 1) - x + forcing
-
-
-def rk4(f, x, dt):
-    k1 = f(x)
-    k2 = f(x + 0.5 * dt * k1)
-    k3 = f(x + 0.5 * dt * k2)
-    k4 = f(x + dt * k3)
-    return x + dt / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
 class Lorenz96(AbstractDynamics):

@@ -19,8 +19,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from levda_cli.core.dynamics import AbstractDynamics
-from levda_cli.physics.lorenz96 import rk4
+from levda_cli.core.dynamics import AbstractDynamics, rk4
 
 FIELDS = ("u", "v", "eta")
 COORDS = ("x", "y")
