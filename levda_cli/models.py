@@ -43,6 +43,18 @@ class ModelSpec:
     unit_seconds: float  # seconds per model time unit
     units: dict[str, str]
 
+    def grid_points(self) -> np.ndarray:
+        """``(n_point, n_coord)``: every grid point, in the order stored fields flatten."""
+        return grid_points(self.grid_dims, self.grid, self.coords)
+
+
+def grid_points(grid_dims, grid, coords) -> np.ndarray:
+    """The coordinates (in ``coords`` order) of each point of a field stored over ``grid_dims``,
+    flattened C-order; a coordinate that is not a grid dimension (Lorenz-96's site) takes the first."""
+    mesh = np.meshgrid(*[np.asarray(grid[d], float) for d in grid_dims], indexing="ij")
+    by_dim = {d: m.ravel() for d, m in zip(grid_dims, mesh)}
+    return np.stack([by_dim[c if c in by_dim else grid_dims[0]] for c in coords], axis=1)
+
 
 def model_spec(name: str, size: int | None = None, dt: float | None = None) -> ModelSpec:
     """The spec of model ``name`` at resolution ``size`` (sites, or cells a side) and step ``dt``."""
@@ -152,9 +164,7 @@ def surrogate_spec(path, latent_noise: float = 0.0) -> tuple[ModelSpec, dict]:
     coords = tuple(c["name"] for c in header["coordinates"])
     grid_dims = tuple(header["grid"]["dims"])
     grid = {d: np.asarray(header["grid"][d]) for d in grid_dims}
-    mesh = np.meshgrid(*[grid[d] for d in grid_dims], indexing="ij")
-    by_dim = {d: m.ravel() for d, m in zip(grid_dims, mesh)}
-    points = jnp.asarray(np.stack([by_dim[c if c in by_dim else grid_dims[0]] for c in coords], axis=1))
+    points = jnp.asarray(grid_points(grid_dims, grid, coords))
     shape = tuple(len(grid[d]) for d in grid_dims)
     fields = tuple(header["fields"])
 

@@ -41,10 +41,7 @@ class TrainingData:
         if len(self.model_time) < 2:
             raise StoreError(f"{path} holds fewer than two times; nothing to learn dynamics from")
         self.interval = float(self.model_time[1] - self.model_time[0])
-        axes = [np.asarray(spec.grid[d], float) for d in spec.grid_dims]
-        mesh = np.meshgrid(*axes, indexing="ij")  # the order fields are flattened in
-        by_dim = {d: m.ravel() for d, m in zip(spec.grid_dims, mesh)}
-        self.coords = np.stack([by_dim[c if c in by_dim else spec.grid_dims[0]] for c in spec.coords], axis=1)
+        self.coords = spec.grid_points()
         self.params = np.stack([np.asarray(ds[p].values, float) for p in spec.params], axis=1)
         self.split = np.asarray(ds["split"].values).astype(str) if "split" in ds else np.full(ds.sizes["trajectory"], "train")
         self.unit_seconds = float(ds.attrs["time_unit_seconds"])
