@@ -20,7 +20,8 @@ EPOCH_DEFAULT = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are never a setting: refused for every float key
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ModelConfig(_Strict):
@@ -28,7 +29,7 @@ class ModelConfig(_Strict):
 
     name: Literal["lorenz96", "tsunami", "kolmogorov", "sphere"] = "lorenz96"
     checkpoint: Path | None = Field(None, description="a surrogate checkpoint: latent mode (name is then ignored)")
-    size: int | None = Field(None, ge=4, description="Lorenz-96 sites, grid cells a side, or the sphere's "
+    size: int | None = Field(None, ge=4, le=100_000, description="Lorenz-96 sites, grid cells a side, or the sphere's "
                              "spectral truncation (21 for T21; default per model)")
     dt: float | None = Field(None, gt=0, description="time step, model time units (default per model)")
 
@@ -79,8 +80,8 @@ class WindowConfig(_Strict):
 class EnsembleConfig(_Strict):
     """The ensemble and its first-window initialisation (members drawn from a free run)."""
 
-    size: int = Field(20, ge=2)
-    seed: int = 0
+    size: int = Field(20, ge=2, le=10_000)
+    seed: int = Field(0, ge=0, lt=2**32)
     spinup: float | None = Field(None, ge=0, description="free-run time that makes each initial member "
                                  "(default per model; latent mode: from the surrogate's origin to the first window)")
     latent_noise: float = Field(0.0, ge=0, description="latent mode: std of noise added to z = 0 at the origin")
@@ -107,7 +108,7 @@ class InflationConfig(_Strict):
 
 class SolverConfig(_Strict):
     method: Literal["gauss-newton", "levenberg-marquardt"] = "gauss-newton"
-    max_iterations: int = Field(20, ge=1)
+    max_iterations: int = Field(20, ge=1, le=10_000)
     tolerance: float = Field(1e-3, gt=0)
     rotate: bool = False
 
@@ -116,6 +117,9 @@ class ObservationConfig(_Strict):
     """``on_invalid = "error"`` stops at the first bad record; ``"reject"`` counts it and goes on."""
 
     on_invalid: Literal["error", "reject"] = "error"
+    max_windows: int = Field(100_000, ge=1, description="observations more than this many windows after a run's "
+                             "first window are refused (a wrong year or unit), or rejected with on_invalid = "
+                             "\"reject\"")
 
 
 class OutputConfig(_Strict):
@@ -234,6 +238,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
     if "=" not in item:
         raise ConfigError(f"override '{item}' is not of the form table.key=value (e.g. window.length=0.5)")
     key, raw = item.split("=", 1)
+    if not key.strip() or any(not part.strip() for part in key.split(".")):
+        raise ConfigError(f"override '{item}' has an empty key; write table.key=value (e.g. window.length=0.5)")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -244,6 +250,8 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override '{item}': '{part}' is not a table")
+    if not isinstance(node, dict):
+        raise ConfigError(f"override '{item}': '{parts[-2]}' is not a table")
     node[parts[-1]] = value
 
 
@@ -251,10 +259,27 @@ def load_config(model: type[BaseModel], path: Path | None, overrides: list[str] 
     """Read ``path`` (TOML; None means defaults), apply overrides, validate into ``model``."""
     data: dict[str, Any] = {}
     if path is not None:
+        path = Path(path)
         try:
-            data = tomllib.loads(Path(path).read_text())
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a directory; give a TOML file (see configs/)") from None
+        except OSError as err:
+            raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise ConfigError(f"config file {path} is UTF-16 text; save it as UTF-8 (TOML files are UTF-8)")
+        try:
+            text = raw.decode("utf-8-sig")  # a byte-order mark from an editor is dropped
+        except UnicodeDecodeError as err:
+            line = raw[: err.start].count(b"\n") + 1
+            raise ConfigError(f"config file {path}, line {line}: byte 0x{raw[err.start]:02x} is not UTF-8 "
+                              "(a binary or Latin-1 file?); TOML files are UTF-8 text") from None
+        if "\x00" in text:
+            raise ConfigError(f"config file {path} holds NUL bytes: it is binary, not TOML")
+        try:
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
     for item in overrides:
@@ -263,8 +288,14 @@ def load_config(model: type[BaseModel], path: Path | None, overrides: list[str] 
         return model.model_validate(data)
     except ValidationError as err:
         where = path if path is not None else "the command-line settings"
+        def got(e) -> str:
+            value = e.get("input")
+            if isinstance(value, (int, float, str, bool)) and e["type"] not in ("missing", "extra_forbidden"):
+                return f" (got {value!r})"
+            return ""
+
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in err.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}{got(e)}" for e in err.errors()
         )
         raise ConfigError(f"{where}: {problems}") from None
 

@@ -61,6 +61,9 @@ class Clock:
 
         def seconds(model_time: float, what: str) -> int:
             s = model_time * unit
+            if not abs(s) < 1e11:  # about 3,000 years: beyond it no calendar arithmetic is meaningful
+                raise ConfigError(f"window {what} {model_time} x time.unit_seconds {unit} = {s:.3g} s is out of range "
+                                  "(more than 3,000 years)")
             if abs(s - round(s)) > 1e-6:
                 raise ConfigError(f"window {what} {model_time} x time.unit_seconds {unit} is not whole seconds")
             return int(round(s))
@@ -95,6 +98,7 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
     grid_shape = tuple(len(spec.grid[c]) for c in grid_dims)
     scalar = lambda t="f8", **a: ArraySpec((), (), t, a)  # noqa: E731
     specs = {
+        "window_index": scalar("i8", long_name="window number k: start = window.start + k * window.shift"),
         "window_start": scalar("i8", long_name="window start (smoother analysis time)", **TIME_ATTRS),
         "window_end": scalar("i8", long_name="window end (filter analysis time)", **TIME_ATTRS),
         "model_time_start": scalar(long_name="window start in model time units"),
@@ -145,10 +149,14 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
     return specs, coords
 
 
-def _compat(cfg: AssimilateConfig) -> dict:
-    """The settings a resumed run must share with the store it appends to."""
+def _compat(cfg: AssimilateConfig, checkpoint_sha256: str | None = None) -> dict:
+    """The settings a resumed run must share with the store it appends to: the checkpoint by its
+    SHA-256 (a moved checkpoint resumes; a retrained one at the same path does not)."""
     c = resolved(cfg)
-    return {"model": c["model"], "time": c["time"], "window": c["window"], "ensemble_size": c["ensemble"]["size"],
+    model = dict(c["model"])
+    if checkpoint_sha256 is not None:
+        model["checkpoint"] = checkpoint_sha256
+    return {"model": model, "time": c["time"], "window": c["window"], "ensemble_size": c["ensemble"]["size"],
             "estimated": sorted(k for k, p in c["parameters"].items() if p["estimate"])}
 
 
@@ -162,6 +170,7 @@ def run(
     progress: Callable[[int, int, dict], None] | None = None,
     warn: Callable[[str], None] = lambda message: None,
     stop: Callable[[], bool] = lambda: False,
+    trusted_sha256: str | None = None,
 ) -> dict:
     """Assimilate every window the observations cover (or resume after the store's last one).
 
@@ -169,12 +178,16 @@ def run(
     on a stop request and on any error), so a kill loses at most that much work and never
     leaves a partial window. ``stop`` is polled between windows.
     """
-    header = None
+    header, checkpoint_sha = None, None
     if cfg.model.latent:
         from levda_cli.models import surrogate_spec
 
         configure_jax(cfg.output.precision)
-        spec, header = surrogate_spec(cfg.model.checkpoint, cfg.ensemble.latent_noise)
+        from levda_cli.io.checkpoint import file_sha256
+
+        spec, header = surrogate_spec(cfg.model.checkpoint, cfg.ensemble.latent_noise, warn=warn,
+                                      trusted_sha256=trusted_sha256)
+        checkpoint_sha = file_sha256(cfg.model.checkpoint)
     else:
         spec = cfg.model.spec()
     clock = Clock.from_config(cfg, spec, header["time"]["epoch"] if header else None)
@@ -197,14 +210,16 @@ def run(
     if truth_path is not None:
         from levda_cli.io.trajectories import open_trajectories, truth_lookup
 
-        truth = truth_lookup(open_trajectories(truth_path), spec.fields, truth_trajectory)
+        truth = truth_lookup(open_trajectories(truth_path), spec.fields, truth_trajectory,
+                             benchmark=spec.name.split(":")[-1],
+                             grid_shape=tuple(len(spec.grid[c]) for c in spec.grid_dims))
 
     configure_jax(cfg.output.precision)
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
-    from levda_cli.core import WindowObs, analyse_window, propagate
+    from levda_cli.core import WindowObs, advance_windows, analyse_window, propagate
     from levda_cli.core.diagnostics import crps, rmse, spread
 
     setup = window_setup(cfg, spec)
@@ -219,9 +234,10 @@ def run(
         "mode": "latent" if header else "full-state",
         "model": spec.name,
         "config": dumps_attr(resolved(cfg)),
-        "compat": dumps_attr(_compat(cfg)),
+        "compat": dumps_attr(_compat(cfg, checkpoint_sha if header else None)),
         "command": command,
-        "checkpoint_sha256": header["payload_sha256"] if header else "",
+        "checkpoint_sha256": checkpoint_sha if header else "",
+        "checkpoint_payload_sha256": header["payload_sha256"] if header else "",
         "checkpoint": str(cfg.model.checkpoint or ""),
         "control_names": dumps_attr([f"{spec.fields[0]}[{i}]" for i in range(n_state)] + est),
         "fields": dumps_attr(list(spec.fields)),
@@ -230,30 +246,42 @@ def run(
     key = jax.random.PRNGKey(cfg.ensemble.seed)
     step = eqx.filter_jit(analyse_window)
     forward = eqx.filter_jit(propagate)
+    advance = eqx.filter_jit(advance_windows)
 
     with AnalysisStore.open_or_create(out, specs, coords, attrs) as store:
         resumed = store.n_windows
         if resumed and store.attrs.get("compat") != attrs["compat"]:
             raise StoreError(
-                f"{out} was written with different model, time, window or ensemble settings "
+                f"{out} was written with different model, checkpoint, time, window or ensemble settings "
                 f"(stored: {store.attrs.get('compat')}); use a new --out, or the store's own config"
             )
-        late = (k_obs < resumed) & (obs.qc == obsio.QC_OK)
+        # The next window after the store's last (windows without observations are not stored).
+        first_k = int(store.read_last("window_index")) + 1 if resumed else 0
+        late = (k_obs < first_k) & (obs.qc == obsio.QC_OK)
         if late.any():
             obs.qc[late] = obsio.QC_ALREADY_ASSIMILATED
             warn(f"{int(late.sum())} observation(s) fall in windows already in {out}; they are skipped")
+        beyond = (k_obs >= first_k + cfg.observations.max_windows) & (obs.qc == obsio.QC_OK)
+        if beyond.any():
+            i = int(np.flatnonzero(beyond)[0])
+            message = (f"{obs.where(i)}: time {obsio.format_time(obs.time[i])} is in window {int(k_obs[i])}, more than "
+                       f"observations.max_windows = {cfg.observations.max_windows} windows after this run's first "
+                       f"({_iso(clock.window_start(first_k))}); {int(beyond.sum())} such record(s). A wrong year or "
+                       "time unit? Raise observations.max_windows if the gap is real")
+            if cfg.observations.on_invalid == "error":
+                raise ObservationError(message + ", or set observations.on_invalid = \"reject\"")
+            obs.qc[beyond] = obsio.QC_BEYOND_HORIZON
+            warn(message)
         usable = obs.qc == obsio.QC_OK
         if not usable.any():
             return _summary(out, resumed, [], obs, store.n_windows)
-        last = int(k_obs[usable].max())
-        windows = range(resumed, last + 1)
-        per_window = np.bincount(k_obs[usable] - resumed, minlength=len(windows))
-        n_obs_max = _bucket(int(per_window.max()))
-        n_times_max = _bucket(max(len(np.unique(t_s[usable & (k_obs == k)])) for k in windows))
+        # Only windows with observations are analysed; the ensemble is forecast across the others
+        # in one call, so a gap of any length costs one integration, not a window loop.
+        windows = [int(k) for k in np.unique(k_obs[usable])]
         coord_arr = np.stack([obs.coords[c] for c in spec.coords], axis=1)
         field_idx = np.array([spec.fields.index(v) if v in spec.fields else -1 for v in obs.variable])
         rejected_in = np.bincount(np.maximum(k_obs[(obs.qc != obsio.QC_OK) & (k_obs >= 0)], 0),
-                                  minlength=last + 1)
+                                  minlength=windows[-1] + 1)
 
         if resumed == 0:
             spinup = None
@@ -267,22 +295,30 @@ def run(
         else:
             previous = jnp.asarray(store.read_last("analysis"), dtype)
             background = forward(setup.problem, previous, setup.n_shift)[-1]
+        position = first_k  # the window whose start the background is at
+        skipped = 0
 
         rows, pending, last_commit = [], [], time.monotonic()
+        store_failed = False
         try:
-            for k in windows:
+            for n_done, k in enumerate(windows, start=1):
+                if k > position:
+                    background = advance(setup.problem, background, setup.n_shift, jnp.asarray(k - position))
+                    skipped += k - position
                 sel = np.flatnonzero(usable & (k_obs == k))
                 start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
                 times, tidx = np.unique(t_s[sel], return_inverse=True)
-                pad = n_obs_max - len(sel)
+                # Padding depends on this window alone, so a run split anywhere computes the same numbers.
+                n_pad, t_pad = _bucket(len(sel)), _bucket(len(times))
+                pad = n_pad - len(sel)
                 wobs = WindowObs(
-                    times=jnp.asarray(np.pad((times - start_s) / clock.unit_s, (0, n_times_max - len(times))), dtype),
+                    times=jnp.asarray(np.pad((times - start_s) / clock.unit_s, (0, t_pad - len(times))), dtype),
                     time_index=jnp.asarray(np.pad(tidx, (0, pad)), jnp.int32),
                     coords=jnp.asarray(np.pad(coord_arr[sel], ((0, pad), (0, 0))), dtype),
                     field=jnp.asarray(np.pad(field_idx[sel], (0, pad)), jnp.int32),
                     value=jnp.asarray(np.pad(obs.value[sel], (0, pad)), dtype),
                     error=jnp.asarray(np.pad(obs.error[sel], (0, pad), constant_values=1.0), dtype),
-                    mask=jnp.asarray(np.arange(n_obs_max) < len(sel)),
+                    mask=jnp.asarray(np.arange(n_pad) < len(sel)),
                 )
                 res = jax.tree.map(np.asarray, step(setup, background, wobs, jax.random.fold_in(key, k)))
                 if not (np.isfinite(res.cost_final) and np.isfinite(res.analysis).all() and np.isfinite(res.filter).all()):
@@ -293,7 +329,7 @@ def run(
                     )
                 n_used = len(sel)
                 record = {
-                    "window_start": start_s, "window_end": end_s, "model_time_start": clock.model_time(start_s),
+                    "window_index": k, "window_start": start_s, "window_end": end_s, "model_time_start": clock.model_time(start_s),
                     "background": res.background, "analysis": res.analysis, "filter": res.filter,
                     "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
                     "cost_o": res.cost_o, "dfs": res.dfs, "chi2": 2 * res.cost_o / max(n_used, 1),
@@ -336,9 +372,12 @@ def run(
                         record["rmse_filter"] = rmse(vectors["filter"], truth_fields(index[end_s]))
                 pending.append({name: np.asarray(v) for name, v in record.items()})
                 if time.monotonic() - last_commit >= cfg.output.commit_seconds or k == windows[-1]:
+                    store_failed = True
                     store.append(pending)
+                    store_failed = False
                     pending, last_commit = [], time.monotonic()
                 background = jnp.asarray(res.next_background)
+                position = k + 1
                 row = {
                     "window": k, "start": _iso(start_s), "end": _iso(end_s),
                     "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
@@ -353,16 +392,19 @@ def run(
                                                 for i, n in enumerate(est)}
                 rows.append(row)
                 if progress is not None:
-                    progress(k - resumed + 1, len(windows), row)
+                    progress(n_done, len(windows), row)
                 if stop() and k != windows[-1]:
+                    store_failed = True
                     store.append(pending)
+                    store_failed = False
                     pending = []
                     raise Interrupted(f"stopped after window {k}; {out} holds {store.n_windows} complete window(s). "
                                       "Run the same command again to continue")
         finally:
-            store.append(pending)  # finished windows are kept on any exit: an error, a divergence
+            if not store_failed:
+                store.append(pending)  # finished windows are kept on any exit: an error, a divergence
 
-        return _summary(out, resumed, rows, obs, store.n_windows)
+        return _summary(out, resumed, rows, obs, store.n_windows, skipped)
 
 
 def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype, spinup=None):
@@ -393,7 +435,7 @@ def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype, 
     return jax.jit(propagate, static_argnums=2)(problem, x, n_spin)[-1]
 
 
-def _summary(out, resumed, rows, obs, n_windows) -> dict:
+def _summary(out, resumed, rows, obs, n_windows, skipped: int = 0) -> dict:
     reasons = {obsio.QC_NAMES[int(c)]: int(n) for c, n in zip(*np.unique(obs.qc, return_counts=True)) if c != 0}
     return {
         "store": str(out),
@@ -401,6 +443,7 @@ def _summary(out, resumed, rows, obs, n_windows) -> dict:
         "windows_run": len(rows),
         "resumed_after": resumed,
         "windows_in_store": n_windows,
+        "windows_without_observations": skipped,
         "n_obs_read": len(obs),
         "n_obs_assimilated": int(sum(r["n_obs"] for r in rows)),
         "rejected": reasons,

@@ -149,7 +149,8 @@ def model_spec(name: str, size: int | None = None, dt: float | None = None) -> M
     raise ModelError(f"unknown model '{name}'; levda knows: {', '.join(MODELS)}")
 
 
-def surrogate_spec(path, latent_noise: float = 0.0) -> tuple[ModelSpec, dict]:
+def surrogate_spec(path, latent_noise: float = 0.0, warn=None, trusted_sha256: str | None = None
+                   ) -> tuple[ModelSpec, dict]:
     """A spec for latent mode: the checkpoint's surrogate is the model, its latent vector the state.
 
     Members start from ``z = 0`` at the surrogate's time origin (plus ``latent_noise`` if asked)
@@ -160,7 +161,7 @@ def surrogate_spec(path, latent_noise: float = 0.0) -> tuple[ModelSpec, dict]:
 
     from levda_cli.io.checkpoint import load_checkpoint
 
-    model, header = load_checkpoint(path, dtype=jnp.float64)
+    model, header = load_checkpoint(path, dtype=jnp.float64, warn=warn, trusted_sha256=trusted_sha256)
     coords = tuple(c["name"] for c in header["coordinates"])
     grid_dims = tuple(header["grid"]["dims"])
     grid = {d: np.asarray(header["grid"][d]) for d in grid_dims}

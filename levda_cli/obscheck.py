@@ -16,6 +16,12 @@ def check(paths: list[Path], model: str | None = None, size: int | None = None) 
     error <= 0, duplicates, and with a model: unknown variables and coordinates outside the
     domain) are counted by reason with the first offending record named.
     """
+    if model is not None:
+        from levda_cli.errors import ConfigError
+        from levda_cli.models import MODELS
+
+        if model not in MODELS:  # a usage error, as in every other command
+            raise ConfigError(f"unknown model '{model}'; levda knows: {', '.join(MODELS)}")
     obs = obsio.read_observations(paths)
     if model is not None:
         from levda_cli.models import model_spec

@@ -232,12 +232,13 @@ def train(cfg: TrainConfig, data_path: Path, out: Path, progress: Callable[[int,
             "validation_rel_l2": last.get("validation_rel_l2"), "history": history}
 
 
-def describe(path: Path) -> dict:
-    """The checkpoint's header, with the payload's checksum verified."""
-    from levda_cli.io.checkpoint import read_header
+def describe(path: Path, warn=None, trusted_sha256: str | None = None) -> dict:
+    """The checkpoint's header, with its checksums verified (the header's too, from format version 2)."""
+    from levda_cli.io.checkpoint import file_sha256, read_header
 
-    header, payload = read_header(path)
-    return {**header, "checksum_verified": True, "file_bytes": Path(path).stat().st_size}
+    header, payload = read_header(path, warn=warn, trusted_sha256=trusted_sha256)
+    return {**header, "checksum_verified": True, "file_bytes": Path(path).stat().st_size,
+            "file_sha256": file_sha256(path)}
 
 
 def evaluate(ckpt: Path, data_path: Path, split: str = "test", plot: Path | None = None) -> dict:

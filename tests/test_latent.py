@@ -1,6 +1,7 @@
 """Latent mode end to end with the shipped, really trained tsunami checkpoint: simulate a truth,
 observe it, assimilate with `--checkpoint` in a subprocess, read the store with xarray."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -45,7 +46,8 @@ def test_latent_assimilation_end_to_end(tmp_path, cli_env):
     windows = summary["windows"]
     assert all(w["cost_final"] <= w["cost_initial"] + 1e-9 for w in windows)
     ds = xr.open_zarr(tmp_path / "an.zarr")
-    assert ds.attrs["mode"] == "latent" and ds.attrs["checkpoint_sha256"] == header["payload_sha256"]
+    assert ds.attrs["mode"] == "latent" and ds.attrs["checkpoint_payload_sha256"] == header["payload_sha256"]
+    assert ds.attrs["checkpoint_sha256"] == hashlib.sha256(CKPT.read_bytes()).hexdigest()
     assert ds["analysis"].shape == (6, 16, header["hyperparameters"]["n_latent"] + 2)
     assert ds["eta_analysis_mean"].dims == ("window", "y", "x") and ds.sizes["x"] == size
     assert list(ds["param"].values) == ["x0", "y0"]

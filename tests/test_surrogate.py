@@ -27,8 +27,13 @@ def _model(key=0):
 def _header():
     return {"model_kind": "latent-dynamics-network", "benchmark": "test", "hyperparameters": HP,
             "fields": ["a", "b"], "field_units": ["1", "1"],
-            "coordinates": [{"name": "x", "periodic": False}, {"name": "y", "periodic": True}],
-            "parameters": [{"name": "p"}, {"name": "q"}],
+            "coordinates": [{"name": "x", "periodic": False, "low": 0.0, "high": 1e6, "units": "m"},
+                            {"name": "y", "periodic": True, "low": 0.0, "high": 2 * np.pi, "units": "1"}],
+            "parameters": [{"name": "p", "low": 0.0, "high": 1.0, "default": 0.5, "units": "1"},
+                           {"name": "q", "low": 500.0, "high": 1500.0, "default": 1000.0, "units": "1"}],
+            "time": {"epoch": "2000-01-01T00:00:00+00:00", "unit_seconds": 1.0, "origin": 0.0,
+                     "frame_interval": 0.1, "first_frame": 0.1, "last_frame": 2.0},
+            "grid": {"dims": ["x", "y"], "x": [0.0, 5e5], "y": [0.0, 3.0]},
             "normalisation": {"field_mean": [1.0, -2.0], "field_std": [0.5, 3.0]}}
 
 
@@ -71,39 +76,97 @@ def test_save_load_is_bit_identical(tmp_path):
     mu, x = jnp.array([0.4, 900.0]), jnp.array([3e5, 1.2])
     z, z2 = m.latent_trajectory(mu, jnp.array([0.7, 1.9]), 20), m2.latent_trajectory(mu, jnp.array([0.7, 1.9]), 20)
     assert np.array_equal(z, z2) and np.array_equal(m.decode(z[1], x), m2.decode(z2[1], x))
-    assert header["format_version"] == 1 and len(header["payload_sha256"]) == 64
+    assert header["format_version"] == 2 and len(header["payload_sha256"]) == 64 and header["header_verified"]
 
 
 def _corrupt(path, how):
+    """Damage a checkpoint as a transfer, an editor or someone else's training code would."""
+    from levda_cli.io.checkpoint import _write
+
     data = path.read_bytes()
-    line, _, payload = data.partition(b"\n")
+    body, trailer = data[:-65], data[-65:]
+    line, _, payload = body.partition(b"\n")
     header = json.loads(line)
     if how == "truncated":
         path.write_bytes(data[:-100])
-    elif how == "changed byte":
+    elif how == "changed payload byte":
         i = len(payload) // 2
-        path.write_bytes(line + b"\n" + payload[:i] + bytes([payload[i] ^ 1]) + payload[i + 1:])
+        path.write_bytes(line + b"\n" + payload[:i] + bytes([payload[i] ^ 1]) + payload[i + 1:] + trailer)
+    elif how == "changed header byte":
+        i = line.index(b'"dt"') + 7  # a digit of the latent step: a valid header that reads the payload wrongly
+        path.write_bytes(line[:i] + bytes([line[i] ^ 1]) + line[i + 1:] + b"\n" + payload + trailer)
+    elif how == "edited header":
+        header["time"]["unit_seconds"] = 60.0
+        path.write_bytes(json.dumps(header).encode() + b"\n" + payload + trailer)
+    elif how == "trailer removed":
+        path.write_bytes(body)
     elif how == "unknown version":
         header["format_version"] = 99
         path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
-    elif how == "header mismatch":
+    elif how == "header mismatch":  # consistent checksums, a header that does not describe the payload
         header["hyperparameters"]["n_latent"] = 7
-        path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+        _write(path, header, payload)
     elif how == "normalisation mismatch":
         header["normalisation"]["field_std"] = [0.5, 4.0]
-        path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+        _write(path, header, payload)
+    elif how == "bad header value":
+        header["hyperparameters"]["decoder_width"] = "wide"
+        _write(path, header, payload)
     elif how == "not a checkpoint":
         path.write_bytes(b"\x89PNG\r\n" + payload)
 
 
 CORRUPTIONS = {
-    "truncated": "is truncated",
-    "changed byte": "is corrupt: the payload's SHA-256",
+    "truncated": "is damaged: a version-2 checkpoint ends with the SHA-256",
+    "changed payload byte": "is corrupt: the SHA-256 of its header and payload",
+    "changed header byte": "is corrupt: the SHA-256 of its header and payload",
+    "edited header": "is corrupt: the SHA-256 of its header and payload",
+    "trailer removed": "is damaged: a version-2 checkpoint ends with the SHA-256",
     "unknown version": "format version 99",
     "header mismatch": "does not match the model its header describes",
     "normalisation mismatch": "normalisation 'field_std' does not match",
+    "bad header value": "header key 'hyperparameters.decoder_width' is 'wide'",
     "not a checkpoint": "is not a levda checkpoint",
 }
+
+
+def test_version_1_files_read_with_a_warning_and_upgrade(tmp_path):
+    from levda_cli.io.checkpoint import read_header, upgrade_checkpoint
+
+    path = tmp_path / "m.ckpt"
+    save_checkpoint(path, _model(), _header())
+    line, _, payload = path.read_bytes()[:-65].partition(b"\n")
+    header = json.loads(line)
+    header["format_version"] = 1
+    v1 = tmp_path / "v1.ckpt"
+    v1.write_bytes(json.dumps(header).encode() + b"\n" + payload)  # the 0.3.1 layout: no trailer
+    warnings = []
+    model, h = load_checkpoint(v1, warn=warnings.append)
+    assert h["format_version"] == 1 and h["header_verified"] is False
+    assert len(warnings) == 1 and "header is not covered by a checksum" in warnings[0]
+    # a v1 header is unverified, but its values are still checked
+    header["time"]["unit_seconds"] = 0.0
+    v1.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+    with pytest.raises(CheckpointError, match="time.unit_seconds"):
+        read_header(v1)
+    header["time"]["unit_seconds"] = 1.0
+    v1.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+    upgrade_checkpoint(v1, tmp_path / "v2.ckpt")
+    h2, payload2 = read_header(tmp_path / "v2.ckpt", warn=warnings.append)
+    assert h2["format_version"] == 2 and h2["header_verified"] and payload2 == payload and len(warnings) == 1
+
+
+def test_trusted_sha256(tmp_path):
+    import hashlib
+
+    from levda_cli.io.checkpoint import read_header
+
+    path = tmp_path / "m.ckpt"
+    save_checkpoint(path, _model(), _header())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert read_header(path, trusted_sha256=digest.upper())[0]["header_verified"]
+    with pytest.raises(CheckpointError, match="not the trusted"):
+        read_header(path, trusted_sha256="0" * 64)
 
 
 @pytest.mark.parametrize("how", list(CORRUPTIONS))
@@ -115,7 +178,7 @@ def test_damaged_checkpoints_refused(tmp_path, how):
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("how", ["truncated", "changed byte", "unknown version"])
+@pytest.mark.parametrize("how", ["truncated", "changed header byte", "unknown version"])
 def test_cli_refuses_damaged_checkpoints_with_exit_code_4(tmp_path, how, cli_env):
     path = tmp_path / "m.ckpt"
     save_checkpoint(path, _model(), _header())

@@ -61,7 +61,16 @@ def reporting():
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
-    except Exception:
+    except MemoryError:
+        console.print("[bold red]out of memory[/]: this run does not fit in this machine's memory; use a smaller "
+                      "ensemble, model size or observation count", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except Exception as err:
+        if "RESOURCE_EXHAUSTED" in str(err) or "Out of memory" in str(err):
+            console.print(f"[bold red]out of memory[/]: the accelerator or host ran out of memory "
+                          f"({str(err).splitlines()[0][:200]}); use a smaller ensemble, model size or observation "
+                          "count", soft_wrap=True)
+            raise typer.Exit(2) from None
         console.print(traceback.format_exc(), markup=False)
         console.print("[bold red]internal error[/]: this is a bug in levda; please report it with the "
                       "traceback above")

@@ -30,7 +30,9 @@ def assimilate(
     checkpoint: Path = typer.Option(None, "--checkpoint", "-k", help="Latent mode with this surrogate checkpoint."),
     config: Path = typer.Option(None, "--config", "-c", help="TOML config; see configs/."),
     truth: Path = typer.Option(None, help="Truth store (from `levda simulate`) for RMSE and CRPS."),
-    truth_trajectory: int = typer.Option(0, help="Which trajectory of the truth store."),
+    truth_trajectory: int = typer.Option(0, min=0, help="Which trajectory of the truth store."),
+    trusted_sha256: str = typer.Option(None, "--trusted-sha256", help="Latent mode: refuse the checkpoint unless "
+                                       "its SHA-256 (as sha256sum prints it) is this."),
     ensemble_size: int = typer.Option(None, "--ensemble-size", "-N", help="Override ensemble.size."),
     window_length: float = typer.Option(None, help="Override window.length (model time units)."),
     window_shift: float = typer.Option(None, help="Override window.shift (model time units)."),
@@ -73,7 +75,8 @@ def assimilate(
                 bar.update(task, completed=done, total=total, info=info)
 
             summary = cycling.run(cfg, paths, out, truth, truth_trajectory, command_line(), progress,
-                                  warn=lambda m: console.print(f"[yellow]warning[/]: {m}"), stop=stop_requested)
+                                  warn=lambda m: console.print(f"[yellow]warning[/]: {m}"), stop=stop_requested,
+                                  trusted_sha256=trusted_sha256)
         if summary["windows_run"] == 0:
             console.print(f"nothing to do: no observations beyond the {summary['windows_in_store']} window(s) in {out}")
         else:

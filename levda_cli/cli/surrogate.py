@@ -53,22 +53,29 @@ def train(
 @app.command("info")
 def info(
     checkpoint: Path = typer.Argument(..., help="Checkpoint file."),
+    trusted_sha256: str = typer.Option(None, "--trusted-sha256", help="Refuse the file unless its SHA-256 "
+                                       "(as sha256sum prints it) is this."),
     json: bool = typer.Option(False, "--json", help="Print the header as JSON on stdout."),
 ) -> None:
-    """Describe a checkpoint (its header) after verifying the payload's checksum."""
+    """Describe a checkpoint (its header) after verifying its checksums."""
     with reporting():
         from rich.table import Table
 
         from levda_cli.training import describe
 
-        header = describe(checkpoint)
+        header = describe(checkpoint, warn=lambda m: console.print(f"[yellow]warning[/]: {m}"),
+                          trusted_sha256=trusted_sha256)
         if json:
             emit_json(header)
             return
         table = Table(title=str(checkpoint), show_header=False, title_justify="left")
         h = header
+        training = h.get("training") if isinstance(h.get("training"), dict) else {}
         rows = [
-            ("format", f"{h['format']} v{h['format_version']} ({h['model_kind']}), payload SHA-256 verified"),
+            ("format", f"{h['format']} v{h['format_version']} ({h['model_kind']}), "
+                       + ("header and payload SHA-256 verified" if h["header_verified"] else
+                          "payload SHA-256 verified, header NOT verified (version 1)")),
+            ("file SHA-256", h["file_sha256"]),
             ("benchmark", h["benchmark"]),
             ("fields", ", ".join(f"{f} [{u}]" for f, u in zip(h["fields"], h["field_units"]))),
             ("coordinates", ", ".join(f"{c['name']} in [{c['low']:g}, {c['high']:g})" for c in h["coordinates"])),
@@ -76,10 +83,10 @@ def info(
             ("time", f"epoch {h['time']['epoch']}, {h['time']['unit_seconds']:g} s per unit, z = 0 at "
                      f"{h['time']['origin']:g}, frames {h['time']['first_frame']:g} to {h['time']['last_frame']:g}"),
             ("hyperparameters", ", ".join(f"{k}={v}" for k, v in h["hyperparameters"].items())),
-            ("size", f"{h['n_parameters']} trainable parameters, {h['file_bytes']} bytes"),
-            ("training", f"{h['training'].get('epochs')} epochs, {h['training'].get('seconds')} s on "
-                         f"{h['training'].get('trajectories')} trajectories of {h['training'].get('data')}"),
-            ("validation rel. L2", str(h["training"].get("validation_rel_l2"))),
+            ("size", f"{h.get('n_parameters', '?')} trainable parameters, {h['file_bytes']} bytes"),
+            ("training", f"{training.get('epochs')} epochs, {training.get('seconds')} s on "
+                         f"{training.get('trajectories')} trajectories of {training.get('data')}"),
+            ("validation rel. L2", str(training.get("validation_rel_l2"))),
         ]
         for k, v in rows:
             table.add_row(k, v)
@@ -107,3 +114,16 @@ def evaluate(
             console.print(f"wrote {plot}")
         if json:
             emit_json(result)
+
+
+@app.command("upgrade")
+def upgrade(
+    checkpoint: Path = typer.Argument(..., help="A version-1 checkpoint (levda <= 0.3.1)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The version-2 checkpoint to write."),
+) -> None:
+    """Rewrite a checkpoint in the current format: the checksum then covers the header too."""
+    with reporting():
+        from levda_cli.io.checkpoint import file_sha256, upgrade_checkpoint
+
+        header = upgrade_checkpoint(checkpoint, out)
+        console.print(f"wrote {out}: format version {header['format_version']}, SHA-256 {file_sha256(out)}")

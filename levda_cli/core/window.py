@@ -94,6 +94,17 @@ def propagate(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_steps:
     return jax.vmap(lambda v: forecast(problem, v, n_steps), out_axes=1)(ensemble)
 
 
+def advance_windows(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_shift: int,
+                    n_windows: Int[Array, ""]) -> Float[Array, "n_ens n_ctrl"]:
+    """The ensemble forecast ``n_windows`` window shifts ahead, across windows without observations.
+
+    ``n_windows`` is traced (a gap of any length is one compiled call); each shift is the same
+    ``propagate(..., n_shift)[-1]`` a window's own forecast makes, so a gap gives the numbers a
+    run through empty windows would give without their analyses.
+    """
+    return jax.lax.fori_loop(0, n_windows, lambda i, x: propagate(problem, x, n_shift)[-1], ensemble)
+
+
 def analyse_window(
     setup: WindowSetup,
     background: Float[Array, "n_ens n_ctrl"],

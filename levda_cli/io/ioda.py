@@ -22,9 +22,13 @@ from levda_cli.io.observations import (
     TIME_UNITS,
     UNIX_EPOCH,
     ObservationSet,
+    _check_not_empty,
     _seconds_since,
+    netcdf_column,
     open_netcdf,
     parse_time,
+    seconds_column,
+    times_from_seconds,
 )
 
 FILL_FLOAT = np.float64(np.float32(-3.3687953e38))  # IODA's float fill value (stored as double)
@@ -32,13 +36,9 @@ FILL_INT = np.int32(-2147483643)
 
 
 def is_ioda(path: Path) -> bool:
-    import netCDF4
-
-    try:
-        with netCDF4.Dataset(path, "r") as ds:
-            return "MetaData" in ds.groups and "ObsValue" in ds.groups
-    except OSError:
-        return False
+    """An IODA file has groups (MetaData, ObsValue) or an IODA dimension; a flat file has neither."""
+    with open_netcdf(path) as ds:
+        return bool(ds.groups) or "Location" in ds.dimensions or "nlocs" in ds.dimensions
 
 
 def write_ioda(obs: ObservationSet, path: Path) -> None:
@@ -100,36 +100,51 @@ def _fill_of(var) -> float | None:
     return getattr(var, "_FillValue", None)
 
 
+def _iso_times(texts: np.ndarray, path: Path, label: str, dim: str) -> np.ndarray:
+    out = np.empty(len(texts), dtype="datetime64[s]")
+    for i, t in enumerate(texts):
+        try:
+            out[i] = parse_time(str(t))
+        except ValueError:
+            raise ObservationError(f"{path}, location {i}: {label} '{t}' is not an ISO 8601 time such as "
+                                   "2000-01-01T06:00:00Z") from None
+    return out
+
+
 def read_ioda(path: Path) -> ObservationSet:
     """Read IODA v3 (or v2 names) into records, one per valid (location, quantity)."""
-    import netCDF4
-
     path = Path(path)
     with open_netcdf(path) as ds:
         dim = "Location" if "Location" in ds.dimensions else "nlocs" if "nlocs" in ds.dimensions else None
         if dim is None:
             raise ObservationError(f"{path}: an IODA file needs a 'Location' (v3) or 'nlocs' (v2) dimension")
+        for g in ("MetaData", "ObsValue"):
+            if g not in ds.groups:
+                raise ObservationError(f"{path}: no group '{g}'; an IODA file has groups MetaData, ObsValue, "
+                                       "ObsError")
+        n = len(ds.dimensions[dim])
+        _check_not_empty(n, path)
         meta = ds.groups["MetaData"]
-        if "dateTime" in meta.variables:
-            tv = meta.variables["dateTime"]
-            origin = _seconds_since(getattr(tv, "units", ""), path, "MetaData/dateTime")
-            raw = np.asarray(tv[:], dtype=np.int64)
+        name = "dateTime" if "dateTime" in meta.variables else "datetime" if "datetime" in meta.variables else None
+        if name is None:
+            raise ObservationError(f"{path}: MetaData has neither dateTime (v3) nor datetime (v2)")
+        tv = meta.variables[name]
+        label = f"MetaData/{name}"
+        if tv.dtype is str or getattr(tv.dtype, "kind", "") in "SU":
+            # ISO strings: the v2 layout, also found under the v3 name in converted files
+            texts = netcdf_column(meta, name, path, dim, "string", label)
+            times = _iso_times(texts, path, label, dim)
+        else:
+            origin = _seconds_since(getattr(tv, "units", ""), path, label)
+            raw = netcdf_column(meta, name, path, dim, "number", label, fills_allowed=True)
             fill = _fill_of(tv)
             if fill is not None and (raw == fill).any():
                 i = int(np.flatnonzero(raw == fill)[0])
-                raise ObservationError(f"{path}, location {i}: MetaData/dateTime is missing (fill value)")
-            times = origin + raw.astype("timedelta64[s]")
-        elif "datetime" in meta.variables:  # v2: ISO strings
-            texts = np.asarray(meta.variables["datetime"][:])
-            if texts.dtype.kind == "S" and texts.ndim == 2:
-                texts = netCDF4.chartostring(texts)
-            try:
-                times = np.array([parse_time(str(t)) for t in texts], dtype="datetime64[s]")
-            except ValueError:
-                raise ObservationError(f"{path}: MetaData/datetime holds a time that is not ISO 8601") from None
-        else:
-            raise ObservationError(f"{path}: MetaData has neither dateTime (v3) nor datetime (v2)")
+                raise ObservationError(f"{path}, location {i}: {label} is missing (fill value)")
+            times = times_from_seconds(origin, seconds_column(raw, path, label, "location"), path, label, "location")
         names_attr = getattr(ds, "coordinate_names", "")
+        if not isinstance(names_attr, str):
+            raise ObservationError(f"{path}: the attribute coordinate_names must be text, e.g. 'x y'")
         skip = {"dateTime", "datetime", "time", "stationIdentification", "Location", "nlocs"}
         coord_names = names_attr.split() if names_attr else [
             v for v, var in meta.variables.items()
@@ -139,7 +154,7 @@ def read_ioda(path: Path) -> ObservationSet:
         for c in coord_names:
             if c not in meta.variables:
                 raise ObservationError(f"{path}: coordinate MetaData/{c} (named in coordinate_names) is missing")
-            coords_all[c] = np.asarray(meta.variables[c][:], float)
+            coords_all[c] = netcdf_column(meta, c, path, dim, "number", f"MetaData/{c}").astype(float)
         values_g = ds.groups["ObsValue"]
         errors_g = ds.groups.get("ObsError")
         preqc_g = ds.groups.get("PreQC")
@@ -147,14 +162,16 @@ def read_ioda(path: Path) -> ObservationSet:
             raise ObservationError(f"{path}: no ObsError group; levda needs an error standard deviation per value")
         parts = []
         for name, var in values_g.variables.items():
-            value = np.asarray(var[:], float)
+            value = netcdf_column(values_g, name, path, dim, "number", f"ObsValue/{name}", fills_allowed=True)
+            value = value.astype(float)
             fill = _fill_of(var)
             # A NaN is kept (and refused by the checks): IODA marks missing values with fills only.
             valid = ~np.isclose(value, fill, rtol=1e-6) if fill is not None else np.ones(len(value), bool)
             if name not in errors_g.variables:
                 raise ObservationError(f"{path}: ObsValue/{name} has no ObsError/{name}")
             ev = errors_g.variables[name]
-            error = np.asarray(ev[:], float)
+            error = netcdf_column(errors_g, name, path, dim, "number", f"ObsError/{name}", fills_allowed=True)
+            error = error.astype(float)
             efill = _fill_of(ev)
             missing_err = valid & np.isclose(error, efill, rtol=1e-6) if efill is not None else np.zeros_like(valid)
             if missing_err.any():
@@ -163,7 +180,7 @@ def read_ioda(path: Path) -> ObservationSet:
                                        "is missing (fill value)")
             qc = np.zeros(len(value), np.int8)
             if preqc_g is not None and name in preqc_g.variables:
-                pq = np.asarray(preqc_g.variables[name][:])
+                pq = netcdf_column(preqc_g, name, path, dim, "integer", f"PreQC/{name}", fills_allowed=True)
                 qc[(pq != 0) & (pq != _fill_of(preqc_g.variables[name]))] = QC_PREQC
             idx = np.flatnonzero(valid)
             parts.append(ObservationSet(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ QC_OUTSIDE_WINDOWS = 5
 QC_ALREADY_ASSIMILATED = 6
 QC_PREQC = 7
 QC_DUPLICATE = 8
+QC_BEYOND_HORIZON = 9
 QC_NAMES = {
     QC_OK: "ok",
     QC_NAN: "nan",
@@ -41,6 +43,7 @@ QC_NAMES = {
     QC_ALREADY_ASSIMILATED: "already_assimilated",
     QC_PREQC: "rejected_by_preqc",
     QC_DUPLICATE: "duplicate",
+    QC_BEYOND_HORIZON: "beyond_horizon",
 }
 CHUNK_ROWS = 200_000
 
@@ -132,28 +135,27 @@ def _parse_times(col: np.ndarray, path: Path, lines: np.ndarray, zone_seen: list
             f"{describe(zone_seen[0])}; write every time in UTC (e.g. 2000-01-01T06:00:00Z)"
         )
     zone = zones[0] if len(zones) else ""
+    naive = np.char.strip(col.astype(str))
+    if zone == "Z":
+        naive = np.char.rstrip(np.char.replace(np.char.replace(naive, "+00:00", ""), "-00:00", ""), "Zz")
+    elif zone:
+        naive = np.array([t[:-6] for t in naive])
+    _check_iso(naive, col, path, lines)
     try:
-        naive = np.char.strip(col.astype(str))
-        if zone == "Z":
-            naive = np.char.rstrip(np.char.replace(np.char.replace(naive, "+00:00", ""), "-00:00", ""), "Zz")
-        elif zone:
-            naive = np.array([t[:-6] for t in naive])
         out = naive.astype("datetime64[s]")
-        if zone and zone != "Z":
-            sign = 1 if zone[0] == "+" else -1
-            out = out - np.timedelta64(sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60), "s")
-        return out
-    except ValueError:
-        pass
-    out = np.empty(len(col), dtype="datetime64[s]")
-    for i, text in enumerate(col):
-        try:
-            out[i] = parse_time(text)
-        except ValueError:
-            raise ObservationError(
-                f"{path}, line {lines[i]}: cannot read time '{text}'; write ISO 8601 UTC such as "
-                "2000-01-01T06:00:00Z"
-            ) from None
+    except ValueError:  # a date or hour that does not exist (February 30, hour 25): find and name it
+        for i, text in enumerate(naive):
+            try:
+                np.datetime64(text, "s")
+            except ValueError:
+                raise ObservationError(
+                    f"{path}, line {lines[i]}: time '{col[i]}' is not a valid date and time; write ISO 8601 UTC "
+                    "such as 2000-01-01T06:00:00Z"
+                ) from None
+        raise
+    if zone and zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        out = out - np.timedelta64(sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60), "s")
     return out
 
 
@@ -169,19 +171,76 @@ def _parse_numbers(col: np.ndarray, name: str, path: Path, lines: np.ndarray) ->
         raise
 
 
+def _sniff(path: Path, head: bytes, kind: str) -> None:
+    """Refuse, with what the file looks like, bytes that cannot be a text observation file."""
+    if head[:2] == b"\x1f\x8b":
+        raise ObservationError(f"{path} is gzip-compressed; decompress it first (gunzip) and read the .{kind} inside")
+    if head[:4] == b"\x89HDF" or head[:3] == b"CDF":
+        raise ObservationError(f"{path} is a NetCDF/HDF5 file named .{kind}; rename it to .nc")
+    if head[:4] == b"PK\x03\x04":
+        raise ObservationError(f"{path} is a zip archive (a spreadsheet?); export it as UTF-8 CSV")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ObservationError(f"{path} is UTF-16 text; save it as UTF-8 CSV (levda reads UTF-8, with or "
+                               "without a byte-order mark)")
+
+
+def _decoded_lines(handle, path: Path):
+    """The file's lines as text: UTF-8 (a leading byte-order mark dropped), CRLF or LF; a line with
+    bytes that are not UTF-8, or with a NUL byte, is refused with its number."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ObservationError(
+                f"{path}, line {number}: byte 0x{raw[err.start]:02x} at column {err.start + 1} is not UTF-8 "
+                "(a Latin-1 or binary file?); save the file as UTF-8"
+            ) from None
+        if "\x00" in text:
+            raise ObservationError(f"{path}, line {number}: a NUL byte at column {text.index(chr(0)) + 1}; the file "
+                                   "is binary or damaged")
+        yield text
+
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
+
+
+def _check_iso(naive: np.ndarray, original: np.ndarray, path: Path, lines: np.ndarray) -> None:
+    """Every time (zone removed) must be ISO 8601 to whole seconds: numpy's parser also takes bare
+    numbers ('12345' as a year), 'NaT' and empty strings, which are not times."""
+    match = _ISO.fullmatch
+    for i, text in enumerate(naive):
+        if match(text) is None:
+            hint = (" (fractions of a second: levda's times are whole seconds; round them)"
+                    if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}\.\d+", text) else "")
+            raise ObservationError(
+                f"{path}, line {lines[i]}: cannot read time '{original[i]}'{hint}; write ISO 8601 UTC such as "
+                "2000-01-01T06:00:00Z"
+            )
+
+
 def read_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> ObservationSet:
     """Read a CSV with a header naming ``time``, coordinates, ``variable``, ``value``, ``error``.
 
     Rows are parsed in vectorised chunks, so a file of millions of records is read at numpy
-    speed with memory for one chunk of text at a time. Every error names the line.
+    speed with memory for one chunk of text at a time. Every error names the line. UTF-8 with
+    or without a byte-order mark, LF or CRLF line ends, quoted fields; anything else (Latin-1,
+    UTF-16, NUL bytes, compressed or binary files) is refused with what it looks like.
     """
     path = Path(path)
     try:
-        handle = path.open(newline="")
+        handle = path.open("rb")
+        head = handle.read(8)
+        handle.seek(0)
+    except IsADirectoryError:
+        raise ObservationError(f"observation file {path} is a directory; give the files in it (e.g. '{path}/*.csv')") \
+            from None
     except OSError as err:
         raise ObservationError(f"cannot read observation file {path}: {err.strerror}") from None
+    _sniff(path, head, "csv")
     with handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(_decoded_lines(handle, path))
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
@@ -191,9 +250,21 @@ def read_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> ObservationSet:
             raise ObservationError(f"{path}, line 1: not CSV ({err})") from None
         missing = [c for c in REQUIRED if c not in header]
         if missing:
+            hint = ""
+            for sep, name in (("\t", "tabs"), (";", "semicolons"), ("|", "bars")):
+                if len(header) == 1 and sep in header[0]:
+                    hint = f"; the columns seem to be separated by {name}: levda reads comma-separated files"
             raise ObservationError(
-                f"{path}, line 1: the header lacks column(s) {', '.join(missing)}; found {', '.join(header)}"
+                f"{path}, line 1: the header lacks column(s) {', '.join(missing)}; found "
+                f"{', '.join(repr(h) for h in header)[:200]}{hint}"
             )
+        seen = set()
+        for h in header:
+            if not h:
+                raise ObservationError(f"{path}, line 1: the header has an empty column name")
+            if h in seen:
+                raise ObservationError(f"{path}, line 1: the header names column '{h}' twice")
+            seen.add(h)
         col = {name: i for i, name in enumerate(header)}
         coord_names = [h for h in header if h not in REQUIRED and h != "qc"]
         parts: list[ObservationSet] = []
@@ -220,7 +291,9 @@ def read_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> ObservationSet:
             lines.clear()
 
         try:
-            for line, fields in enumerate(reader, start=2):
+            line = 1
+            for fields in reader:
+                line = reader.line_num
                 if not fields or all(not f.strip() for f in fields):
                     continue
                 if len(fields) != len(header):
@@ -236,9 +309,8 @@ def read_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> ObservationSet:
             raise ObservationError(f"{path}, line {reader.line_num}: unreadable CSV ({err})") from None
         flush()
     if not parts:
-        return ObservationSet(time=np.array([], "datetime64[s]"), coords={c: np.array([]) for c in coord_names},
-                              variable=np.array([], object), value=np.array([]), error=np.array([]),
-                              source=np.array([], object), row=np.array([], int))
+        raise ObservationError(f"{path} holds no observation records (a header and no rows); a cycle with no "
+                               "observations needs no file")
     return ObservationSet.concat(parts)
 
 
@@ -262,7 +334,7 @@ def write_csv(obs: ObservationSet, path: Path) -> None:
 
 def _seconds_since(units: str, path: Path, name: str) -> np.datetime64:
     try:
-        unit, since = units.split(" since ")
+        unit, since = str(units).split(" since ")
         if unit.strip() != "seconds":
             raise ValueError
         return parse_time(since.strip())
@@ -276,12 +348,105 @@ def open_netcdf(path: Path):
     """An open NetCDF dataset with automatic masking off (fill values are checked explicitly)."""
     import netCDF4
 
+    path = Path(path)
+    if path.is_dir():
+        raise ObservationError(f"observation file {path} is a directory; give the files in it (e.g. '{path}/*.nc')")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError as err:
+        raise ObservationError(f"cannot read observation file {path}: {err.strerror}") from None
+    if head[:2] == b"\x1f\x8b":
+        raise ObservationError(f"{path} is gzip-compressed; decompress it first (gunzip)")
+    if not (head[:4] == b"\x89HDF" or head[:3] == b"CDF"):
+        what = "empty" if not head else "not NetCDF (it does not start with a NetCDF or HDF5 signature)"
+        if head[:4].isascii() and b"," in head:
+            what += "; it looks like CSV text: name it .csv"
+        raise ObservationError(f"observation file {path} is {what}")
     try:
         ds = netCDF4.Dataset(path, "r")
     except OSError as err:
-        raise ObservationError(f"cannot read observation file {path} as NetCDF: {err}") from None
+        raise ObservationError(f"cannot read observation file {path} as NetCDF (truncated or damaged?): "
+                               f"{err}") from None
     ds.set_auto_mask(False)
     return ds
+
+
+def netcdf_column(group, name: str, path: Path, dim: str, kind: str, label: str | None = None,
+                  fills_allowed: bool = False) -> np.ndarray:
+    """A one-dimensional variable along ``dim`` with the right kind of values, read whole.
+
+    ``kind``: ``"number"`` (integers or floats), ``"integer"``, ``"string"``; anything else
+    (strings where numbers belong, a 2-D array, another length) is refused naming the variable,
+    and so is a value equal to the variable's ``_FillValue`` unless ``fills_allowed`` (IODA).
+    """
+    label = label or name
+    if name not in group.variables:
+        raise ObservationError(f"{path}: variable '{label}' is missing")
+    var = group.variables[name]
+    if var.dimensions != (dim,):
+        raise ObservationError(f"{path}: variable '{label}' has dimensions {var.dimensions}; expected ('{dim}',), "
+                               f"one value per observation")
+    is_str = var.dtype is str or getattr(var.dtype, "kind", "") in "SUO"
+    numeric = not is_str and np.dtype(var.dtype).kind in "iuf"
+    if kind == "string" and not is_str:
+        raise ObservationError(f"{path}: variable '{label}' holds {var.dtype} values; expected strings")
+    if kind == "number" and not numeric:
+        raise ObservationError(f"{path}: variable '{label}' holds {'strings' if is_str else var.dtype}; expected "
+                               "numbers (integers or floats)")
+    if kind == "integer" and not (numeric and np.dtype(var.dtype).kind in "iu"):
+        raise ObservationError(f"{path}: variable '{label}' holds {'strings' if is_str else var.dtype}; expected "
+                               "integers")
+    try:
+        data = var[:]
+    except (RuntimeError, OSError, ValueError, IndexError) as err:
+        raise ObservationError(f"{path}: cannot read variable '{label}' (damaged file?): {err}") from None
+    data = np.asarray(data)
+    fill = getattr(var, "_FillValue", None)
+    if not fills_allowed and fill is not None and kind != "string":
+        hit = data == fill
+        if hit.any():
+            i = int(np.flatnonzero(hit)[0])
+            raise ObservationError(f"{path}, record {i}: '{label}' holds its fill value {fill} (a missing value); "
+                                   "drop the record or give its value")
+    if kind == "string" and data.dtype.kind == "S" and data.ndim == 2:
+        import netCDF4
+
+        data = netCDF4.chartostring(data)
+    return data
+
+
+def seconds_column(data: np.ndarray, path: Path, label: str, unit: str = "record") -> np.ndarray:
+    """Seconds since an epoch as int64: floats must be whole and finite; every value within years 1-9999."""
+    if data.dtype.kind == "f":
+        bad = ~np.isfinite(data) | (data != np.round(data))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ObservationError(f"{path}, {unit} {i}: {label} = {data[i]} is not a whole number of seconds "
+                                   "(levda's times are whole seconds)")
+    limit = 2.5e11  # about 8000 years: every time stays inside years 1-9999 from any epoch levda accepts
+    big = np.abs(data.astype(float)) > limit
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        raise ObservationError(f"{path}, {unit} {i}: {label} = {data[i]} seconds is not a time levda can place "
+                               "(beyond years 1-9999)")
+    return data.astype(np.int64)
+
+
+def times_from_seconds(origin: np.datetime64, seconds: np.ndarray, path: Path, label: str,
+                       unit: str = "record") -> np.ndarray:
+    times = origin + seconds.astype("timedelta64[s]")
+    lo, hi = np.datetime64("0001-01-01T00:00:00", "s"), np.datetime64("9999-12-31T23:59:59", "s")
+    out = (times < lo) | (times > hi)
+    if out.any():
+        i = int(np.flatnonzero(out)[0])
+        raise ObservationError(f"{path}, {unit} {i}: {label} is outside years 1-9999")
+    return times
+
+
+def _check_not_empty(n: int, path: Path) -> None:
+    if n == 0:
+        raise ObservationError(f"{path} holds no observation records; a cycle with no observations needs no file")
 
 
 def read_netcdf(path: Path) -> ObservationSet:
@@ -297,10 +462,13 @@ def read_netcdf(path: Path) -> ObservationSet:
         if missing:
             raise ObservationError(f"{path}: missing variable(s) {', '.join(missing)}")
         n = len(ds.dimensions["obs"])
+        _check_not_empty(n, path)
         tvar = ds.variables["time"]
         origin = _seconds_since(getattr(tvar, "units", ""), path, "time")
-        seconds = np.asarray(tvar[:], dtype=np.int64)
+        seconds = seconds_column(netcdf_column(ds, "time", path, "obs", "number"), path, "time")
         names = getattr(ds, "coordinate_names", "")
+        if not isinstance(names, str):
+            raise ObservationError(f"{path}: the attribute coordinate_names must be text, e.g. 'x y'")
         coord_names = names.split() if names else [
             v for v, var in ds.variables.items()
             if v not in (*REQUIRED, "qc") and var.dimensions == ("obs",)
@@ -309,11 +477,11 @@ def read_netcdf(path: Path) -> ObservationSet:
             if c not in ds.variables:
                 raise ObservationError(f"{path}: coordinate variable '{c}' (named in coordinate_names) is missing")
         return ObservationSet(
-            time=origin + seconds.astype("timedelta64[s]"),
-            coords={c: np.asarray(ds.variables[c][:], float) for c in coord_names},
-            variable=np.asarray(ds.variables["variable"][:], dtype=object).reshape(n),
-            value=np.asarray(ds.variables["value"][:], float),
-            error=np.asarray(ds.variables["error"][:], float),
+            time=times_from_seconds(origin, seconds, path, "time"),
+            coords={c: netcdf_column(ds, c, path, "obs", "number").astype(float) for c in coord_names},
+            variable=np.asarray(netcdf_column(ds, "variable", path, "obs", "string"), dtype=object).reshape(n),
+            value=netcdf_column(ds, "value", path, "obs", "number").astype(float),
+            error=netcdf_column(ds, "error", path, "obs", "number").astype(float),
             source=np.full(n, str(path), dtype=object),
             row=np.arange(n),
         )
@@ -353,6 +521,9 @@ def read_observations(paths: list[Path]) -> ObservationSet:
         path = Path(path)
         if not path.exists():
             raise ObservationError(f"observation file {path} does not exist")
+        if path.is_dir():
+            raise ObservationError(f"observation file {path} is a directory; give the files in it "
+                                   f"(e.g. '{path}/*.csv')")
         suffix = path.suffix.lower()
         if suffix == ".csv":
             sets.append(read_csv(path))

@@ -15,6 +15,17 @@ A new store is built under a hidden temporary name and renamed into place when i
 window commits, so a run that fails before that leaves nothing behind. A second writer is
 kept out by a lock file beside the store (``.<name>.lock``), released by the OS if the
 holder dies.
+
+Faults: every chunk is compressed with Zstandard with its content checksum on, so a changed
+byte in a chunk is detected when it is read; opening a store to resume reads and checks the
+last committed window of every array (decodes, and finite where it must be), so a damaged
+store is refused with exit code 5 and the array named before any work is done. An I/O error
+while writing (a read-only folder, a full disk) ends as a ``StoreError`` too; the windows
+committed before it stay committed.
+
+Version 2 (levda 0.4): Zstandard with checksums, the ``window_index`` array (windows without
+observations are not analysed and not stored, so the store's windows need not be consecutive).
+Version-1 stores (levda <= 0.3.1) are refused with a message: start a new store.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ import numpy as np
 
 from levda_cli.errors import StoreError, StoreLockedError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TIME_ATTRS = {"units": "seconds since 1970-01-01T00:00:00", "calendar": "proleptic_gregorian"}
 
 
@@ -46,6 +57,17 @@ class ArraySpec:
     @property
     def fill(self):
         return np.nan if np.dtype(self.dtype).kind == "f" else -1
+
+
+_MUST_BE_FINITE = ("analysis", "filter", "background", "model_time_start", "cost_final")
+_MUST_BE_SET = ("window_start", "window_end", "window_index")
+
+
+def _codec():
+    """Zstandard with its content checksum: a damaged chunk fails to decode instead of reading wrong."""
+    from numcodecs import Zstd
+
+    return Zstd(level=1, checksum=True)
 
 
 def _lock_path(path: Path) -> Path:
@@ -70,20 +92,35 @@ class AnalysisStore:
         from filelock import FileLock, Timeout
 
         path = Path(path)
-        if not path.parent.exists():
+        if not path.parent.is_dir():
             raise StoreError(f"cannot create {path}: the folder {path.parent} does not exist")
-        lock = FileLock(_lock_path(path))
+        if path.exists() and not path.is_dir():
+            raise StoreError(f"{path} is a file, not a Zarr store; point --out at a new or existing store")
+        lock_path = _lock_path(path)
+        if lock_path.is_dir():
+            raise StoreError(f"the lock path {lock_path} of {path} is a directory; remove it (levda keeps a lock file "
+                             "there)")
+        lock = FileLock(lock_path)
         try:
             lock.acquire(timeout=0)
         except Timeout:
             raise StoreLockedError(
-                f"{path} is being written by another levda process (lock {_lock_path(path)} is held); "
+                f"{path} is being written by another levda process (lock {lock_path} is held); "
                 "wait for it to finish, or check for a stuck job"
             ) from None
+        except OSError as err:
+            raise StoreError(f"cannot create the lock file {lock_path} of {path}: {err.strerror or err} "
+                             f"(is {path.parent} writable?)") from None
         try:
             if path.exists():
                 return cls._open_existing(path, lock, specs)
-            return cls._create(path, lock, specs, coords, attrs)
+            if not os.access(path.parent, os.W_OK):
+                raise StoreError(f"cannot create {path}: the folder {path.parent} is not writable")
+            try:
+                return cls._create(path, lock, specs, coords, attrs)
+            except OSError as err:
+                raise StoreError(f"cannot create {path}: {err.strerror or err} ({err.filename or path.parent})") \
+                    from None
         except BaseException:
             lock.release()
             raise
@@ -96,7 +133,7 @@ class AnalysisStore:
         root = zarr.open_group(tmp, mode="w", zarr_format=2)
         for name, values in coords.items():
             values = np.asarray(values)
-            arr = root.create_array(name, shape=values.shape, dtype=values.dtype,
+            arr = root.create_array(name, shape=values.shape, dtype=values.dtype, compressors=_codec(),
                                     attributes={"_ARRAY_DIMENSIONS": [name]}, fill_value=None)
             arr[...] = values
         for name, spec in specs.items():
@@ -106,6 +143,7 @@ class AnalysisStore:
                 chunks=(1, *[max(1, s) for s in spec.shape]),
                 dtype=spec.dtype,
                 fill_value=spec.fill,
+                compressors=_codec(),
                 attributes={"_ARRAY_DIMENSIONS": ["window", *spec.dims], **spec.attrs},
             )
         root.attrs.update({**attrs, "levda_store_version": FORMAT_VERSION, "n_windows": 0})
@@ -120,10 +158,18 @@ class AnalysisStore:
             # take a v2 group's attributes from .zattrs, which a killed writer may have advanced).
             consolidated = json.loads((path / ".zmetadata").read_text())
             attrs = consolidated["metadata"][".zattrs"]
-            n = int(attrs["n_windows"])
-            if attrs.get("levda_store_version") != FORMAT_VERSION:
-                raise StoreError(f"{path} has store version {attrs.get('levda_store_version')}; "
-                                 f"this levda writes version {FORMAT_VERSION}")
+            if "levda_store_version" not in attrs:
+                raise StoreError(f"{path} is a Zarr store but not a levda analysis store (no levda_store_version); "
+                                 "point --out at a new path")
+            version = attrs.get("levda_store_version")
+            if version != FORMAT_VERSION:
+                raise StoreError(f"{path} has store version {version}; this levda writes version {FORMAT_VERSION} "
+                                 f"({'written by levda <= 0.3.1: ' if version == 1 else ''}start a new store, "
+                                 "or use the levda version that wrote it)")
+            n = attrs["n_windows"]
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise StoreError(f"{path}: n_windows in its consolidated metadata is {n!r}, not a window count; "
+                                 "the store is damaged")
             root = zarr.open_group(path, mode="r+", use_consolidated=False)
         except StoreError:
             raise
@@ -132,20 +178,57 @@ class AnalysisStore:
                 f"{path} is not a readable levda store ({type(err).__name__}: {err}); "
                 "move it aside and start a new one, or point --out elsewhere"
             ) from None
+        if not os.access(path, os.W_OK):
+            raise StoreError(f"{path} is not writable; a resumed run appends to it (check its permissions)")
         repaired = False
         for name, spec in specs.items():
             if name not in root:
                 raise StoreError(f"{path} lacks the array '{name}': it was written by a different levda "
                                  "version or model; write to a new store")
-            arr = root[name]
-            if arr.shape[0] != n:
-                arr.resize((n, *arr.shape[1:]))  # drop a window a killed writer left uncommitted
+            try:
+                arr = root[name]
+                shape = arr.shape
+            except Exception as err:  # a damaged .zarray
+                raise StoreError(f"{path}: the metadata of array '{name}' is damaged ({type(err).__name__}: "
+                                 f"{err}); move the store aside and start a new one") from None
+            if len(shape) != 1 + len(spec.shape) or shape[0] < n:
+                raise StoreError(f"{path}: array '{name}' has shape {shape}, but the store records {n} committed "
+                                 "windows; the store is damaged: move it aside and start a new one")
+            if shape[0] != n:
+                try:
+                    arr.resize((n, *shape[1:]))  # drop a window a killed writer left uncommitted
+                except OSError as err:
+                    raise StoreError(f"cannot repair {path}: {err.strerror or err}") from None
                 repaired = True
         store = cls(path, lock, root, n, None, attrs)
+        store.verify_last(specs)
         if repaired or dict(root.attrs).get("n_windows") != n:
-            root.attrs["n_windows"] = n
-            store._consolidate()
+            try:
+                root.attrs["n_windows"] = n
+                store._consolidate()
+            except OSError as err:
+                raise StoreError(f"cannot repair {path}: {err.strerror or err}") from None
         return store
+
+    def verify_last(self, specs: dict[str, ArraySpec]) -> None:
+        """Read the last committed window of every array: each chunk decodes (checksum) and holds
+        what a committed window must (the window's times, a finite ensemble)."""
+        if self.n_windows == 0:
+            return
+        k = self.n_windows - 1
+        for name in specs:
+            try:
+                value = np.asarray(self._root[name][k])
+            except Exception as err:  # zarr/numcodecs raise several types for a damaged chunk
+                raise StoreError(f"{self.path}: the chunk of array '{name}' for window {k} is damaged "
+                                 f"({type(err).__name__}: {str(err)[:120]}); the store cannot be resumed: move it "
+                                 "aside and start a new one") from None
+            if name in _MUST_BE_FINITE and not np.isfinite(value).all():
+                raise StoreError(f"{self.path}: array '{name}' of window {k} is missing or not finite (a lost "
+                                 "chunk?); the store cannot be resumed: move it aside and start a new one")
+            if name in _MUST_BE_SET and (value < 0).any():
+                raise StoreError(f"{self.path}: array '{name}' of window {k} is missing (a lost chunk?); the store "
+                                 "cannot be resumed: move it aside and start a new one")
 
     # -- reading -------------------------------------------------------------------------------
     def read_last(self, name: str) -> np.ndarray:
@@ -162,6 +245,14 @@ class AnalysisStore:
         """
         if not windows:
             return
+        try:
+            self._append(windows)
+        except OSError as err:
+            raise StoreError(f"cannot write to {self.path}: {err.strerror or err} ({err.filename or self.path}); "
+                             f"it keeps its {self.n_windows} committed window(s): free space or fix permissions and "
+                             "run the same command again") from None
+
+    def _append(self, windows: list[dict[str, np.ndarray]]) -> None:
         n, b = self.n_windows, len(windows)
         arrays = self._arrays()
         for name in windows[0]:

@@ -45,10 +45,13 @@ def open_trajectories(path: Path):
     path = Path(path)
     if not path.exists():
         raise StoreError(f"trajectory store {path} does not exist (make one with 'levda simulate')")
+    if not path.is_dir():
+        raise StoreError(f"{path} is a file, not a Zarr trajectory store (make one with 'levda simulate')")
     try:
         ds = xr.open_zarr(path, consolidated=None)
     except Exception as err:  # zarr raises several types for a damaged store
-        raise StoreError(f"cannot open {path} as a Zarr trajectory store: {err}") from None
+        raise StoreError(f"cannot open {path} as a Zarr trajectory store: {type(err).__name__}: {err}") from None
+    ds.encoding["source"] = str(path)
     for attr in ("benchmark", "time_unit_seconds", "epoch"):
         if attr not in ds.attrs:
             raise StoreError(f"{path} lacks the attribute '{attr}'; was it written by 'levda simulate'?")
@@ -57,16 +60,35 @@ def open_trajectories(path: Path):
     return ds
 
 
-def truth_lookup(ds, fields, trajectory: int = 0):
+def truth_lookup(ds, fields, trajectory: int = 0, benchmark: str | None = None, grid_shape: tuple | None = None):
     """Map 'seconds since 1970' -> time index, and a function giving the truth's fields at an
-    index as one flat vector (fields in order, each raveled), for RMSE against the analysis."""
+    index as one flat vector (fields in order, each raveled), for RMSE against the analysis.
+
+    The store is checked against the run: its benchmark, its fields and their grid, the
+    trajectory asked for; every value is read here, so a damaged chunk is refused at the start
+    (exit code 5) rather than in the middle of a run.
+    """
+    path = ds.encoding.get("source", "the truth store")
+    if benchmark is not None and ds.attrs.get("benchmark") != benchmark:
+        raise StoreError(f"{path} is a truth store of '{ds.attrs.get('benchmark')}', this run is '{benchmark}'; "
+                         "give the truth of the model being assimilated")
     missing = [f for f in fields if f not in ds]
     if missing:
-        raise StoreError(f"the truth store has no field(s) {missing}; it has {', '.join(map(str, ds.data_vars))}")
-    if trajectory >= ds.sizes.get("trajectory", 1):
-        raise StoreError(f"the truth store has {ds.sizes.get('trajectory', 1)} trajectories; asked for {trajectory}")
-    seconds = (ds["time"].values.astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(np.int64)
-    values = {f: np.asarray(ds[f].isel(trajectory=trajectory).values, float) for f in fields}
+        raise StoreError(f"{path} has no field(s) {missing}; it has {', '.join(map(str, ds.data_vars))}")
+    if not 0 <= trajectory < ds.sizes.get("trajectory", 1):
+        raise StoreError(f"{path} has {ds.sizes.get('trajectory', 1)} trajectories; asked for {trajectory}")
+    try:
+        seconds = (ds["time"].values.astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(
+            np.int64)
+        values = {f: np.asarray(ds[f].isel(trajectory=trajectory).values, float) for f in fields}
+    except Exception as err:  # zarr/numcodecs raise several types for a damaged chunk
+        raise StoreError(f"cannot read the truth from {path} (damaged chunk?): {type(err).__name__}: "
+                         f"{str(err)[:160]}") from None
+    if grid_shape is not None:
+        for f, v in values.items():
+            if tuple(v.shape[1:]) != tuple(grid_shape):
+                raise StoreError(f"{path}: field '{f}' is on a grid of shape {tuple(v.shape[1:])}; this run's grid is "
+                                 f"{tuple(grid_shape)} (another resolution?)")
 
     def at(i: int) -> np.ndarray:
         return np.concatenate([values[f][i].ravel() for f in fields])
