@@ -99,15 +99,20 @@ def part_kills(root: Path, environ: dict, kills: int, seed: int = 0):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             finished = False
-        opens, n = True, 0
+        opens, n, prefix = True, 0, True
         if (root / "killed.zarr").exists():
             try:
-                n = int(xr.open_zarr(root / "killed.zarr").sizes["window"])
+                part = xr.open_zarr(root / "killed.zarr")
+                n = int(part.sizes["window"])
+                prefix = all(np.array_equal(part[v].values, whole[v].values[:n], equal_nan=True)
+                             for v in ("analysis", "filter", "x_analysis_mean"))
             except Exception as err:  # noqa: BLE001 - recorded, not raised
                 opens = False
                 print(f"kill {i}: store does not open: {err}")
-        log.append({"kill": i, "after_s": round(delay, 2), "finished": finished, "opens": opens, "windows": n})
-        print(f"kill {i} after {delay:.1f} s: windows {n}, opens {opens}, finished {finished}", flush=True)
+        log.append({"kill": i, "after_s": round(delay, 2), "finished": finished, "opens": opens, "windows": n,
+                    "prefix_equal": prefix})
+        print(f"kill {i} after {delay:.1f} s: windows {n}, opens {opens}, equal prefix {prefix}, finished {finished}",
+              flush=True)
     final = subprocess.run([*LEVDA, *args, "--out", "killed.zarr"], cwd=root, env=environ)
     resumed = xr.open_zarr(root / "killed.zarr")
     same = {name: bool(np.array_equal(resumed[name].values, whole[name].values, equal_nan=True))
@@ -118,7 +123,7 @@ def part_kills(root: Path, environ: dict, kills: int, seed: int = 0):
 
 def write_report(path: Path, results, kills, seconds: float) -> None:
     by_class = collections.OrderedDict()
-    for case, code, verdict, secs, _ in results:
+    for case, _code, verdict, _secs, _ in results:
         by_class.setdefault(case.cls, collections.Counter())[verdict] += 1
     verdicts = ["pass", "traceback", "hang", "silent acceptance", "wrong code", "refused valid",
                 "message does not name the item"]
@@ -161,12 +166,12 @@ def write_report(path: Path, results, kills, seconds: float) -> None:
             "started, killed with SIGKILL after a random delay, and started again, over and over; after every "
             "kill the store was opened with `xarray.open_zarr`.",
             "",
-            "| kill | after (s) | windows in store | store opens |",
-            "|---|---|---|---|",
+            "| kill | after (s) | windows in store | store opens | committed windows equal the uninterrupted run's |",
+            "|---|---|---|---|---|",
         ]
         for k in kills["kills"]:
             lines.append(f"| {k['kill']} | {k['after_s']} | {k['windows']}{' (finished)' if k['finished'] else ''} | "
-                         f"{'yes' if k['opens'] else 'NO'} |")
+                         f"{'yes' if k['opens'] else 'NO'} | {'yes' if k['prefix_equal'] else 'NO'} |")
         lines += ["", f"Final resume: exit {kills['final_exit']}, {kills['windows']} windows "
                   f"(uninterrupted: {kills['whole_windows']}). Bitwise equal to the uninterrupted run: "
                   + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in kills["equal"].items()) + ".", ""]

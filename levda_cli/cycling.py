@@ -192,7 +192,8 @@ def run(
         spec = cfg.model.spec()
     clock = Clock.from_config(cfg, spec, header["time"]["epoch"] if header else None)
     obs = obsio.read_observations(obs_paths)
-    obsio.screen(obs, spec.fields, spec.domain, cfg.observations.on_invalid)
+    obsio.screen(obs, spec.fields, spec.domain, cfg.observations.on_invalid,
+                 f"the surrogate {cfg.model.checkpoint} ({spec.name.split(':')[-1]})" if header else f"model {spec.name}")
     t_s = (obs.time - UNIX).astype(np.int64)
     k_obs = clock.window_of(t_s)
     outside = (k_obs < 0) & (obs.qc == obsio.QC_OK)

@@ -436,12 +436,13 @@ def _config_cases(root: Path, obs: str) -> list[Case]:
     c = "configs"
     base = (root / "l96.toml").read_text()
 
-    def cfg(name, text: str | bytes, expect="refuse", code=2, needle=None):
+    def cfg(name, text: str | bytes, expect="refuse", code=2, needle=None, model_flag=True):
         p = d / f"{name}.toml"
         p.write_bytes(text.encode() if isinstance(text, str) else text)
         rel = str(p.relative_to(root))
-        return Case(c, name, ["assimilate", obs, "--model", "lorenz96", "-c", rel, "--out", f"out-cfg-{name}.zarr",
-                              "-q"], expect, code, needle or name)
+        flag = ["--model", "lorenz96"] if model_flag else []
+        return Case(c, name, ["assimilate", obs, *flag, "-c", rel, "--out", f"out-cfg-{name}.zarr", "-q"], expect,
+                    code, needle or name)
 
     for key in ("length", "shift", "start"):
         for bad in ("inf", "nan", "-inf"):
@@ -476,7 +477,8 @@ def _config_cases(root: Path, obs: str) -> list[Case]:
     cases.append(cfg("epoch_garbage", _set_key(base, "time", "epoch", '"yesterday"'), needle="epoch"))
     cases.append(cfg("not_toml", "this is : not = toml [", needle="not_toml"))
     cases.append(cfg("table_as_value", base.replace("[window]", "window = 3\n[windowx]"), needle="window"))
-    cases.append(cfg("model_unknown", _set_key(base, "model", "name", '"lorenz63"'), needle="lorenz63"))
+    cases.append(cfg("model_unknown", _set_key(base, "model", "name", '"lorenz63"'), needle="lorenz63",
+                     model_flag=False))
     cases.append(cfg("parameter_unknown", base + "\n[parameters.G]\nvalue = 1.0\n", needle="G"))
     cases.append(cfg("parameter_value_nan", _set_key(base, "parameters.F", "value", "nan"), needle="F"))
     cases.append(cfg("prior_std_inf", base.replace("estimate = false", "estimate = true\nprior_std = inf"),
@@ -539,7 +541,8 @@ def _checkpoint_cases(root: Path) -> list[Case]:
     d.mkdir(parents=True, exist_ok=True)
     src = SAMPLE / "surrogates" / "tsunami.ckpt"
     data = src.read_bytes()
-    line, _, payload = data.partition(b"\n")
+    line, _, rest = data.partition(b"\n")
+    payload, trailer = rest[:-65], rest[-65:]  # format version 2: the payload, then the checksum line
     header = json.loads(line)
     cases: list[Case] = []
     k = "checkpoints"
@@ -557,11 +560,14 @@ def _checkpoint_cases(root: Path) -> list[Case]:
         return out
 
     cases += ck("valid", data, "ok", 0)
+    v1 = json.loads(line)
+    v1["format_version"] = 1
+    cases += ck("version_1_without_checksum_line", json.dumps(v1, sort_keys=True).encode() + b"\n" + payload, "ok", 0)
 
     def edit(mutate) -> bytes:
         h = json.loads(line)
         mutate(h)
-        return json.dumps(h, sort_keys=True).encode() + b"\n" + payload
+        return json.dumps(h, sort_keys=True).encode() + b"\n" + payload + trailer  # edited, checksum stale
 
     def put(path, value):
         def mutate(h):
@@ -599,7 +605,7 @@ def _checkpoint_cases(root: Path) -> list[Case]:
         ("model_kind", ("model_kind",), "transformer"),
         ("payload_bytes_string", ("payload_bytes",), "many"),
         ("payload_sha_null", ("payload_sha256",), None),
-        ("format_version_2_unsigned", ("format_version",), 2),
+        ("format_version_1", ("format_version",), 1),
         ("format_version_99", ("format_version",), 99),
         ("format_version_string", ("format_version",), "1"),
     ]
@@ -662,21 +668,30 @@ def _store_cases(root: Path, obs: str, later: str) -> list[Case]:
 
     cases.append(resume("resume valid store", copy("valid.zarr"), "ok", 0))
     # damaged chunks of the last committed window, and of earlier metadata
-    p = copy("garbage_chunk.zarr")
-    chunk = next(iter(sorted((p / "analysis").glob("0.*"))))
-    chunk.write_bytes(b"garbage" * 10)
-    cases.append(resume("garbage chunk in analysis", p, needle="analysis"))
+    # damaged chunks of the last committed window (the one a resumed run reads and checks first)
+    last = "1"
+    for array in ("analysis", "filter", "background", "cost_final", "x_analysis_mean", "obs_value", "window_start",
+                  "window_index"):
+        p = copy(f"garbage_chunk_{array}.zarr")
+        chunk = next(iter(sorted((p / array).glob(f"{last}*"))))
+        chunk.write_bytes(b"garbage" * 10)
+        cases.append(resume(f"garbage chunk in {array}", p, needle=array))
+        p = copy(f"flipped_bit_{array}.zarr")
+        chunk = next(iter(sorted((p / array).glob(f"{last}*"))))
+        raw = bytearray(chunk.read_bytes())
+        raw[len(raw) // 2] ^= 0x04
+        chunk.write_bytes(bytes(raw))
+        cases.append(resume(f"one flipped bit in {array}", p, needle=array))
     p = copy("truncated_chunk.zarr")
-    chunk = next(iter(sorted((p / "analysis").glob("0.*"))))
+    chunk = next(iter(sorted((p / "analysis").glob(f"{last}.*"))))
     chunk.write_bytes(chunk.read_bytes()[:20])
     cases.append(resume("truncated chunk in analysis", p, needle="analysis"))
     p = copy("missing_chunk.zarr")
-    next(iter(sorted((p / "analysis").glob("0.*")))).unlink()
+    next(iter(sorted((p / "analysis").glob(f"{last}.*")))).unlink()
     cases.append(resume("missing chunk in analysis", p, needle="analysis"))
-    p = copy("garbage_window_start.zarr")
-    for f in (p / "window_start").glob("0*"):
-        f.write_bytes(b"\x00\x01\x02")
-    cases.append(resume("garbage chunk in window_start", p, needle="window_start"))
+    p = copy("missing_chunk_window_start.zarr")
+    next(iter(sorted((p / "window_start").glob(f"{last}*")))).unlink()
+    cases.append(resume("missing chunk in window_start", p, needle="window_start"))
     p = copy("garbage_zmetadata.zarr")
     (p / ".zmetadata").write_text("{not json")
     cases.append(resume("garbage consolidated metadata", p))
@@ -748,6 +763,56 @@ def _store_cases(root: Path, obs: str, later: str) -> list[Case]:
     return cases
 
 
+def _other_command_cases(root: Path) -> list[Case]:
+    """The other commands' inputs: truth and training stores, checkpoints for evaluate, outputs."""
+    o = "other commands"
+    ckpt = str(SAMPLE / "surrogates" / "tsunami.ckpt")
+    cases = [
+        Case(o, "observe: truth store missing", ["observe", "nope.zarr", "--out", "o1.csv"], "refuse", 5, "nope.zarr"),
+        Case(o, "observe: truth is a CSV file", ["observe", "obs.csv", "--out", "o2.csv"], "refuse", 5, "obs.csv"),
+        Case(o, "observe: truth chunk damaged", ["observe", "stores/truth_garbage.zarr", "--out", "o3.csv"], "refuse",
+             5, "truth_garbage"),
+        Case(o, "observe: output folder missing", ["observe", "truth.zarr", "--out", "no/dir/o.csv"], "refuse", None,
+             "no/dir"),
+        Case(o, "observe: unknown network", ["observe", "truth.zarr", "--out", "o4.csv", "--network", "spiral:3"],
+             "refuse", 2, "spiral"),
+        Case(o, "observe: unknown variable", ["observe", "truth.zarr", "--out", "o5.csv", "--variables", "T"],
+             "refuse", 2, "T"),
+        Case(o, "observe: NaN error", ["observe", "truth.zarr", "--out", "o6.csv", "--error", "nan"], "refuse", 2,
+             "error"),
+        Case(o, "observe: stations file missing", ["observe", "truth.zarr", "--out", "o7.csv", "--network",
+                                                    "stations:nope.csv"], "refuse", None, "nope.csv"),
+        Case(o, "observe: valid", ["observe", "truth.zarr", "--out", "o8.csv"], "ok", 0),
+        Case(o, "simulate: unknown model", ["simulate", "lorenz63", "--out", "s1.zarr"], "refuse", 2, "lorenz63"),
+        Case(o, "simulate: output folder missing (made, like mkdir -p)", ["simulate", "lorenz96", "--out",
+                                                                            "new/dir/s.zarr", "--duration", "1"],
+             "ok", 0),
+        Case(o, "simulate: output exists", ["simulate", "lorenz96", "--out", "truth.zarr", "--duration", "1"],
+             "refuse", None, "truth.zarr"),
+        Case(o, "simulate: NaN duration", ["simulate", "lorenz96", "--out", "s2.zarr", "--duration", "nan"],
+             "refuse", 2, "duration"),
+        Case(o, "evaluate: damaged checkpoint", ["surrogate", "evaluate", "ckpt/flip_payload_50pct.ckpt", "--data",
+                                                 str(SAMPLE / "tsunami_truth.zarr")], "refuse", 4, "flip_payload"),
+        Case(o, "evaluate: data of another model", ["surrogate", "evaluate", ckpt, "--data", "truth.zarr"], "refuse",
+             None, "truth.zarr"),
+        Case(o, "evaluate: data missing", ["surrogate", "evaluate", ckpt, "--data", "nope.zarr"], "refuse", 5,
+             "nope.zarr"),
+        Case(o, "train: data is a CSV file", ["surrogate", "train", "--data", "obs.csv", "--out", "t.ckpt"], "refuse",
+             5, "obs.csv"),
+        Case(o, "train: data of no trajectories split", ["surrogate", "train", "--data", "base.zarr", "--out",
+                                                         "t2.ckpt"], "refuse", 5, "base.zarr"),
+        Case(o, "info: trusted SHA-256 differs", ["surrogate", "info", ckpt, "--trusted-sha256", "0" * 64], "refuse",
+             4, "trusted"),
+        Case(o, "assimilate: trusted SHA-256 differs", ["assimilate", str(SAMPLE / "tsunami_obs.nc"), "-k", ckpt,
+                                                        "-c", str(REPO / "configs" / "latent_tsunami.toml"),
+                                                        "--trusted-sha256", "ab" * 32, "--out", "o-trust.zarr"],
+             "refuse", 4, "trusted"),
+        Case(o, "obs check: no files match a glob", ["assimilate", "csv/*.nothing", "--model", "lorenz96", "--out",
+                                                     "o-glob.zarr"], "refuse", 3, "nothing"),
+    ]
+    return cases
+
+
 def permissions_apply() -> bool:
     return os.geteuid() != 0
 
@@ -767,7 +832,7 @@ def build(root: Path, run_levda) -> list[Case]:
         if code != 0:
             raise RuntimeError(f"could not make the base store (exit {code})")
     cases = (_csv_cases(root) + _netcdf_cases(root) + _ioda_cases(root) + _config_cases(root, "obs.csv")
-             + _checkpoint_cases(root) + _store_cases(root, "obs.csv", "later.csv"))
+             + _checkpoint_cases(root) + _store_cases(root, "obs.csv", "later.csv") + _other_command_cases(root))
     return cases
 
 

@@ -235,7 +235,11 @@ def test_sigkill_anywhere_then_resume_equals_one_run(tmp_path, cli_env):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         if (tmp_path / "killed.zarr").exists():
-            counts.append(xr.open_zarr(tmp_path / "killed.zarr").sizes["window"])
+            part = xr.open_zarr(tmp_path / "killed.zarr")
+            n = part.sizes["window"]
+            counts.append(n)
+            whole = xr.open_zarr(tmp_path / "whole.zarr")
+            assert np.array_equal(part["analysis"].values, whole["analysis"].values[:n])  # the committed prefix
     subprocess.run([*cmd, "--out", "killed.zarr"], cwd=tmp_path, env=cli_env, check=True, capture_output=True)
     whole, killed = xr.open_zarr(tmp_path / "whole.zarr"), xr.open_zarr(tmp_path / "killed.zarr")
     assert counts == sorted(counts) and killed.sizes["window"] == 120

@@ -16,7 +16,7 @@ import hostile
 from levda_cli.cli.main import app
 
 CLASSES = ["bytes and encodings", "times", "values and records", "NetCDF (flat)", "IODA", "configs", "checkpoints",
-           "stores and output"]
+           "stores and output", "other commands"]
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,11 @@ def reporting():
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
+    except OSError as err:  # the environment, not levda: a full disk, a permission, a vanished file
+        where = f" ({err.filename})" if err.filename else ""
+        console.print(f"[bold red]I/O error[/]: {err.strerror or err}{where}; nothing half-written was left "
+                      "in place (levda writes to a temporary name and renames)", soft_wrap=True)
+        raise typer.Exit(5) from None
     except MemoryError:
         console.print("[bold red]out of memory[/]: this run does not fit in this machine's memory; use a smaller "
                       "ensemble, model size or observation count", soft_wrap=True)

@@ -238,8 +238,8 @@ def read_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> ObservationSet:
             from None
     except OSError as err:
         raise ObservationError(f"cannot read observation file {path}: {err.strerror}") from None
-    _sniff(path, head, "csv")
     with handle:
+        _sniff(path, head, "csv")
         reader = csv.reader(_decoded_lines(handle, path))
         try:
             header = [h.strip() for h in next(reader)]
@@ -554,6 +554,7 @@ def screen(
     fields: tuple[str, ...],
     domain: dict[str, tuple[float, float]],
     on_invalid: str,
+    model: str = "this model",
 ) -> None:
     """Check every record; raise on the first bad one, or mark it rejected in ``obs.qc``.
 
@@ -567,7 +568,7 @@ def screen(
     if missing or extra:
         src = obs.source[0] if len(obs) else "the observation files"
         raise ObservationError(
-            f"{src}: the observations have coordinates {list(obs.coords) or 'none'}, the model expects "
+            f"{src}: the observations have coordinates {list(obs.coords) or 'none'}, {model} expects "
             f"{list(domain)}" + (f" (missing {missing})" if missing else "") + (f" (unknown {extra})" if extra else "")
         )
 
@@ -590,7 +591,7 @@ def screen(
          lambda i: f"error standard deviation must be positive, got {obs.error[i]} (variable '{obs.variable[i]}')")
     known = np.isin(obs.variable.astype(str), np.asarray(fields, dtype=str))
     flag(~known, QC_UNKNOWN_VARIABLE,
-         lambda i: f"unknown variable '{obs.variable[i]}'; this model has {', '.join(fields)}")
+         lambda i: f"unknown variable '{obs.variable[i]}'; {model} has {', '.join(fields)}")
     _flag_duplicates(obs, flag)
     for name, (lo, hi) in domain.items():
         c = obs.coords[name]

@@ -182,7 +182,12 @@ class AnalysisStore:
             raise StoreError(f"{path} is not writable; a resumed run appends to it (check its permissions)")
         repaired = False
         for name, spec in specs.items():
-            if name not in root:
+            try:
+                present = name in root
+            except Exception as err:  # a damaged .zarray or .zgroup
+                raise StoreError(f"{path}: the metadata of array '{name}' is damaged ({type(err).__name__}: "
+                                 f"{err}); move the store aside and start a new one") from None
+            if not present:
                 raise StoreError(f"{path} lacks the array '{name}': it was written by a different levda "
                                  "version or model; write to a new store")
             try:

@@ -60,6 +60,15 @@ def open_trajectories(path: Path):
     return ds
 
 
+def read_values(obj, path, what: str = "values"):
+    """``obj.values`` (an xarray variable or selection) with a damaged chunk turned into a StoreError."""
+    try:
+        return obj.values
+    except Exception as err:  # zarr/numcodecs raise several types for a damaged chunk
+        raise StoreError(f"cannot read {what} from {path} (damaged chunk?): {type(err).__name__}: "
+                         f"{str(err)[:160]}") from None
+
+
 def truth_lookup(ds, fields, trajectory: int = 0, benchmark: str | None = None, grid_shape: tuple | None = None):
     """Map 'seconds since 1970' -> time index, and a function giving the truth's fields at an
     index as one flat vector (fields in order, each raveled), for RMSE against the analysis.
