@@ -669,28 +669,32 @@ def _store_cases(root: Path, obs: str, later: str) -> list[Case]:
     cases.append(resume("resume valid store", copy("valid.zarr"), "ok", 0))
     # damaged chunks of the last committed window, and of earlier metadata
     # damaged chunks of the last committed window (the one a resumed run reads and checks first)
-    last = "1"
+    def last_chunk(array_dir: Path) -> Path:
+        """The chunk file holding the store's last window (chunks hold many windows)."""
+        files = [f for f in array_dir.iterdir() if f.name[0].isdigit()]
+        return max(files, key=lambda f: tuple(int(i) for i in f.name.split(".")))
+
     for array in ("analysis", "filter", "background", "cost_final", "x_analysis_mean", "obs_value", "window_start",
                   "window_index"):
         p = copy(f"garbage_chunk_{array}.zarr")
-        chunk = next(iter(sorted((p / array).glob(f"{last}*"))))
+        chunk = last_chunk(p / array)
         chunk.write_bytes(b"garbage" * 10)
         cases.append(resume(f"garbage chunk in {array}", p, needle=array))
         p = copy(f"flipped_bit_{array}.zarr")
-        chunk = next(iter(sorted((p / array).glob(f"{last}*"))))
+        chunk = last_chunk(p / array)
         raw = bytearray(chunk.read_bytes())
         raw[len(raw) // 2] ^= 0x04
         chunk.write_bytes(bytes(raw))
         cases.append(resume(f"one flipped bit in {array}", p, needle=array))
     p = copy("truncated_chunk.zarr")
-    chunk = next(iter(sorted((p / "analysis").glob(f"{last}.*"))))
+    chunk = last_chunk(p / "analysis")
     chunk.write_bytes(chunk.read_bytes()[:20])
     cases.append(resume("truncated chunk in analysis", p, needle="analysis"))
     p = copy("missing_chunk.zarr")
-    next(iter(sorted((p / "analysis").glob(f"{last}.*")))).unlink()
+    last_chunk(p / "analysis").unlink()
     cases.append(resume("missing chunk in analysis", p, needle="analysis"))
     p = copy("missing_chunk_window_start.zarr")
-    next(iter(sorted((p / "window_start").glob(f"{last}*")))).unlink()
+    last_chunk(p / "window_start").unlink()
     cases.append(resume("missing chunk in window_start", p, needle="window_start"))
     p = copy("garbage_zmetadata.zarr")
     (p / ".zmetadata").write_text("{not json")

@@ -13,8 +13,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    epilog="Exit codes: 0 ok, 1 internal error, 2 usage/config, 3 observations, 4 model/checkpoint, "
-    "5 store, 6 store locked, 7 numerical divergence.",
+    epilog="Exit codes: 0 ok, 1 internal error, 2 usage/config (or out of memory), 3 observations, "
+    "4 model/checkpoint, 5 store or I/O, 6 store locked, 7 numerical divergence, 130 stopped by SIGTERM/Ctrl-C "
+    "(finished windows kept).",
 )
 
 

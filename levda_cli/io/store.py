@@ -1,8 +1,11 @@
 """The Zarr analysis store: appended window by window, each window committed atomically.
 
 Format: Zarr v2 with consolidated metadata (``.zmetadata``), readable by ``xarray.open_zarr``
-and by every Zarr implementation. Every array has the window as its first dimension, chunked
-one window per chunk, so appending a window never rewrites a committed chunk.
+and by every Zarr implementation. Every array has the window as its first dimension; a chunk
+holds many windows (about 1 MiB, see ``_chunks``), so a 10^4-window store has hundreds of
+files, not hundreds of thousands. Appending rewrites the last chunk of each array; zarr's local
+store writes every file under a temporary name and renames it, so a chunk is always either its
+old or its new self, and the committed windows in it are rewritten with the same values.
 
 Commit protocol: the new window's chunks and each array's grown shape are written first (each
 file is written to a temporary name and renamed, by zarr's local store), then the root
@@ -23,8 +26,9 @@ store is refused with exit code 5 and the array named before any work is done. A
 while writing (a read-only folder, a full disk) ends as a ``StoreError`` too; the windows
 committed before it stay committed.
 
-Version 2 (levda 0.4): Zstandard with checksums, the ``window_index`` array (windows without
-observations are not analysed and not stored, so the store's windows need not be consecutive).
+Version 2 (levda 0.4): many windows per chunk, observation slots 1024 per chunk, Zstandard with
+checksums, the ``window_index`` array (windows without observations are not analysed and not
+stored, so the store's windows need not be consecutive).
 Version-1 stores (levda <= 0.3.1) are refused with a message: start a new store.
 """
 
@@ -61,6 +65,21 @@ class ArraySpec:
 
 _MUST_BE_FINITE = ("analysis", "filter", "background", "model_time_start", "cost_final")
 _MUST_BE_SET = ("window_start", "window_end", "window_index")
+
+
+CHUNK_BYTES = 1 << 20  # target size of one chunk before compression
+OBS_CHUNK = 1024  # observation slots per chunk
+MAX_WINDOWS_PER_CHUNK = 1024
+
+
+def _chunks(spec: ArraySpec) -> tuple[int, ...]:
+    """Chunks hold many windows (about ``CHUNK_BYTES`` each, at most 1024 windows), so the store's file
+    count grows with its size, not with windows x arrays; observation slots are chunked 1024 wide.
+    Appending rewrites the last chunk of each array (atomically: written aside, then renamed)."""
+    inner = [OBS_CHUNK if d == "obs" else max(1, n) for d, n in zip(spec.dims, spec.shape)]
+    per_window = int(np.prod(inner)) * np.dtype(spec.dtype).itemsize
+    windows = int(min(MAX_WINDOWS_PER_CHUNK, max(1, CHUNK_BYTES // per_window)))
+    return (windows, *inner)
 
 
 def _codec():
@@ -140,7 +159,7 @@ class AnalysisStore:
             root.create_array(
                 name,
                 shape=(0, *spec.shape),
-                chunks=(1, *[max(1, s) for s in spec.shape]),
+                chunks=_chunks(spec),
                 dtype=spec.dtype,
                 fill_value=spec.fill,
                 compressors=_codec(),
