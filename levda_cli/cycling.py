@@ -377,7 +377,9 @@ def run(
                     store.append(pending)
                     store_failed = False
                     pending, last_commit = [], time.monotonic()
-                background = jnp.asarray(res.next_background)
+                # The next background by the same compiled forecast a resumed run applies to the stored
+                # analysis (the step's own next_background can differ in the last bits: another fusion).
+                background = forward(setup.problem, jnp.asarray(res.analysis, dtype), setup.n_shift)[-1]
                 position = k + 1
                 row = {
                     "window": k, "start": _iso(start_s), "end": _iso(end_s),
