@@ -89,7 +89,8 @@ def part_kills(root: Path, environ: dict, kills: int, seed: int = 0):
     whole = xr.open_zarr(root / "whole.zarr")
     log = []
     for i in range(kills):
-        delay = float(rng.uniform(0.5, max(1.0, whole_s * 0.9)))
+        # short runs (start-up is about 3 s): the kills fall all along the run, not after its end
+        delay = float(rng.uniform(1.0, max(2.0, whole_s / 5)))
         proc = subprocess.Popen([*LEVDA, *args, "--out", "killed.zarr"], cwd=root, env=environ,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -121,7 +122,7 @@ def part_kills(root: Path, environ: dict, kills: int, seed: int = 0):
             "whole_windows": int(whole.sizes["window"]), "equal": same}
 
 
-def write_report(path: Path, results, kills, seconds: float) -> None:
+def write_report(path: Path, results, kills, seconds: float, baseline: Path | None = None) -> None:
     by_class = collections.OrderedDict()
     for case, _code, verdict, _secs, _ in results:
         by_class.setdefault(case.cls, collections.Counter())[verdict] += 1
@@ -149,6 +150,12 @@ def write_report(path: Path, results, kills, seconds: float) -> None:
     lines.append(f"| **all** | {sum(total.values())} | " + " | ".join(str(total.get(v, 0)) for v in verdicts) + " |")
     codes = collections.Counter(code for _, code, _, _, _ in results)
     lines += ["", "Exit codes seen: " + ", ".join(f"{c}: {n}" for c, n in sorted(codes.items())) + ".", ""]
+    if baseline is not None and baseline.exists():
+        table = [ln for ln in baseline.read_text().splitlines() if ln.startswith("|")]
+        lines += [f"The same cases through an earlier levda (report `{baseline.name}`, run with `--baseline`; "
+                  "exit -9 is a case killed at the timeout, a hang):", "", *table, ""]
+        seen = [ln for ln in baseline.read_text().splitlines() if ln.startswith("Exit codes seen")]
+        lines += [*seen, ""]
     bad = [(c, code, v, out) for c, code, v, _, out in results if v != "pass"]
     if bad:
         lines += ["### Cases that did not pass", ""]
@@ -185,6 +192,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--only", default=None, help="run one class of cases")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "robustness.md")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a report of the same cases by another levda version (run with PYTHONPATH pointing at it), "
+                         "whose table is copied into this one for comparison")
     a = ap.parse_args()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="levda-robust-") as tmp:
@@ -192,7 +202,7 @@ def main():
         environ = env(root / "cache")
         results = part_inputs(root / "inputs", environ, a.jobs, a.timeout, a.only)
         kills = part_kills(root / "kills", environ, a.kills) if a.kills else None
-    write_report(a.out, results, kills, time.perf_counter() - t0)
+    write_report(a.out, results, kills, time.perf_counter() - t0, a.baseline)
     print(f"wrote {a.out}")
 
 
