@@ -281,8 +281,10 @@ def run(
         windows = [int(k) for k in np.unique(k_obs[usable])]
         coord_arr = np.stack([obs.coords[c] for c in spec.coords], axis=1)
         field_idx = np.array([spec.fields.index(v) if v in spec.fields else -1 for v in obs.variable])
-        rejected_in = np.bincount(np.maximum(k_obs[(obs.qc != obsio.QC_OK) & (k_obs >= 0)], 0),
-                                  minlength=windows[-1] + 1)
+        # Rejected records per window, counted only up to the last analysed window (a rejected time in
+        # year 9999 must not size an array by its window number).
+        rej_k = k_obs[(obs.qc != obsio.QC_OK) & (k_obs >= 0) & (k_obs <= windows[-1])]
+        rejected_in = dict(zip(*(a.tolist() for a in np.unique(rej_k, return_counts=True))))
 
         if resumed == 0:
             spinup = None
@@ -335,7 +337,7 @@ def run(
                     "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
                     "cost_o": res.cost_o, "dfs": res.dfs, "chi2": 2 * res.cost_o / max(n_used, 1),
                     "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
-                    "n_rejected": rejected_in[k] if k < len(rejected_in) else 0,
+                    "n_rejected": rejected_in.get(k, 0),
                     "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
                     "oma_rms": res.oma_rms, "n_obs_variable": res.n_obs_field,
                     "obs_time": t_s[sel], "obs_value": obs.value[sel], "obs_error": obs.error[sel],

@@ -158,13 +158,16 @@ def test_gap_is_one_forecast_not_a_window_loop(tmp_path, cli_env):
     assert seconds < 120  # generous: a window loop over 5,000 windows took minutes
 
 
-@pytest.mark.parametrize("on_invalid,code", [("error", 3), ("reject", 0)])
-def test_times_far_beyond_the_run_refused(tmp_path, cli_env, on_invalid, code):
+@pytest.mark.parametrize("on_invalid,code,unit", [("error", 3, 432000), ("reject", 0, 432000), ("reject", 0, 20)])
+def test_times_far_beyond_the_run_refused(tmp_path, cli_env, on_invalid, code, unit):
+    """Years 2100 and 9999 in a 2000 run; with unit 20 s a window lasts 1 s, so year 9999 is window ~2.5e11
+    (nothing may be sized by that number)."""
     obs = _obs(tmp_path / "obs.csv", [6, 12])
     with obs.open("a") as f:
         f.write("2100-01-01T00:00:00Z,3.0,x,1.0,1.0\n9999-12-31T00:00:00Z,4.0,x,1.0,1.0\n")
     result = _run(["assimilate", obs, "--model", "lorenz96", "-c", CONFIG, *FAST, "--out", "an.zarr", "--json",
-                   "--set", f'observations.on_invalid="{on_invalid}"'], tmp_path, cli_env)
+                   "--set", f'observations.on_invalid="{on_invalid}"', "--set", f"time.unit_seconds={unit}"],
+                  tmp_path, cli_env)
     assert result.exit_code == code, result.output
     if code:
         assert "max_windows" in result.output and "line 82" in result.output
