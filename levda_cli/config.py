@@ -250,8 +250,6 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override '{item}': '{part}' is not a table")
-    if not isinstance(node, dict):
-        raise ConfigError(f"override '{item}': '{parts[-2]}' is not a table")
     node[parts[-1]] = value
 
 

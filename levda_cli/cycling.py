@@ -302,7 +302,12 @@ def run(
         skipped = 0
 
         rows, pending, last_commit = [], [], time.monotonic()
-        store_failed = False
+
+        def commit():
+            # the batch leaves `pending` before it is written, so a write that fails is not retried below
+            batch = pending[:]
+            pending.clear()
+            store.append(batch)
         try:
             for n_done, k in enumerate(windows, start=1):
                 if k > position:
@@ -375,10 +380,8 @@ def run(
                         record["rmse_filter"] = rmse(vectors["filter"], truth_fields(index[end_s]))
                 pending.append({name: np.asarray(v) for name, v in record.items()})
                 if time.monotonic() - last_commit >= cfg.output.commit_seconds or k == windows[-1]:
-                    store_failed = True
-                    store.append(pending)
-                    store_failed = False
-                    pending, last_commit = [], time.monotonic()
+                    commit()
+                    last_commit = time.monotonic()
                 # The next background by the same compiled forecast a resumed run applies to the stored
                 # analysis (the step's own next_background can differ in the last bits: another fusion).
                 background = forward(setup.problem, jnp.asarray(res.analysis, dtype), setup.n_shift)[-1]
@@ -399,15 +402,11 @@ def run(
                 if progress is not None:
                     progress(n_done, len(windows), row)
                 if stop() and k != windows[-1]:
-                    store_failed = True
-                    store.append(pending)
-                    store_failed = False
-                    pending = []
+                    commit()
                     raise Interrupted(f"stopped after window {k}; {out} holds {store.n_windows} complete window(s). "
                                       "Run the same command again to continue")
         finally:
-            if not store_failed:
-                store.append(pending)  # finished windows are kept on any exit: an error, a divergence
+            commit()  # finished windows are kept on any exit: an error, a divergence
 
         return _summary(out, resumed, rows, obs, store.n_windows, skipped)
 

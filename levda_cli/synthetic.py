@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from levda_cli.config import ObserveConfig, SimulateConfig, resolved
-from levda_cli.errors import ConfigError, ObservationError, StoreError
+from levda_cli.errors import ConfigError, ObservationError
 from levda_cli.io import observations as obsio
 from levda_cli.io.store import dumps_attr
-from levda_cli.io.trajectories import open_trajectories, write_trajectories_batches
+from levda_cli.io.trajectories import load_checked, open_trajectories, write_trajectories_batches
 from levda_cli.models import ModelSpec, model_spec
 
 SPLITS = ("train", "validation", "test")
@@ -224,12 +224,7 @@ def observe(cfg: ObserveConfig, truth: Path, out: Path) -> dict:
     if unknown:
         raise ConfigError(f"unknown variable(s) {unknown}; {spec.name} has {list(spec.fields)}")
     rng = np.random.default_rng(cfg.seed)
-    traj = ds.isel(trajectory=cfg.trajectory)
-    try:
-        traj = traj.load()
-    except Exception as err:  # zarr/numcodecs raise several types for a damaged chunk
-        raise StoreError(f"cannot read trajectory {cfg.trajectory} of {truth} (damaged chunk?): "
-                         f"{type(err).__name__}: {str(err)[:160]}") from None
+    traj = load_checked(ds.isel(trajectory=cfg.trajectory), truth, f"trajectory {cfg.trajectory}")
     mu = jnp.asarray([float(traj[p]) for p in spec.params])
     model_time = np.asarray(ds["model_time"].values, float)
     frame_dt = float(model_time[1] - model_time[0])

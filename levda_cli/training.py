@@ -21,7 +21,7 @@ import numpy as np
 from levda_cli import __version__
 from levda_cli.config import TrainConfig, resolved
 from levda_cli.errors import ConfigError, StoreError
-from levda_cli.io.trajectories import open_trajectories, read_values
+from levda_cli.io.trajectories import load_checked, open_trajectories
 from levda_cli.models import ModelSpec, model_spec
 
 
@@ -42,7 +42,7 @@ class TrainingData:
             raise StoreError(f"{path} holds fewer than two times; nothing to learn dynamics from")
         self.interval = float(self.model_time[1] - self.model_time[0])
         self.coords = spec.grid_points()
-        self.params = np.stack([np.asarray(read_values(ds[p], path, f"parameter '{p}'"), float)
+        self.params = np.stack([np.asarray(load_checked(ds[p], path, f"parameter '{p}'").values, float)
                                 for p in spec.params], axis=1)
         self.split = np.asarray(ds["split"].values).astype(str) if "split" in ds else np.full(ds.sizes["trajectory"], "train")
         self.unit_seconds = float(ds.attrs["time_unit_seconds"])
@@ -57,7 +57,8 @@ class TrainingData:
         if len(idx) == 0:
             raise StoreError(f"{self.path} has no '{which}' trajectories (split: "
                              f"{dict(zip(*np.unique(self.split, return_counts=True)))})")
-        arrays = [np.asarray(read_values(self.ds[f].isel(trajectory=idx), self.path, f"field '{f}'"), np.float32)
+        arrays = [np.asarray(load_checked(self.ds[f].isel(trajectory=idx), self.path, f"field '{f}'").values,
+                             np.float32)
                   for f in self.spec.fields]
         n_traj, n_frame = arrays[0].shape[:2]
         stacked = np.stack([a.reshape(n_traj, n_frame, -1) for a in arrays], axis=-1)

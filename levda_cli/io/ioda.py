@@ -27,7 +27,6 @@ from levda_cli.io.observations import (
     netcdf_column,
     open_netcdf,
     parse_time,
-    seconds_column,
     times_from_seconds,
 )
 
@@ -141,7 +140,7 @@ def read_ioda(path: Path) -> ObservationSet:
             if fill is not None and (raw == fill).any():
                 i = int(np.flatnonzero(raw == fill)[0])
                 raise ObservationError(f"{path}, location {i}: {label} is missing (fill value)")
-            times = times_from_seconds(origin, seconds_column(raw, path, label, "location"), path, label, "location")
+            times = times_from_seconds(origin, raw, path, label, "location")
         names_attr = getattr(ds, "coordinate_names", "")
         if not isinstance(names_attr, str):
             raise ObservationError(f"{path}: the attribute coordinate_names must be text, e.g. 'x y'")

@@ -171,17 +171,27 @@ def _parse_numbers(col: np.ndarray, name: str, path: Path, lines: np.ndarray) ->
         raise
 
 
-def _sniff(path: Path, head: bytes, kind: str) -> None:
-    """Refuse, with what the file looks like, bytes that cannot be a text observation file."""
+def _signature(head: bytes) -> str | None:
+    """What a file's first bytes say it is, when that is not text: for messages that name the cause."""
     if head[:2] == b"\x1f\x8b":
-        raise ObservationError(f"{path} is gzip-compressed; decompress it first (gunzip) and read the .{kind} inside")
+        return "gzip-compressed"
     if head[:4] == b"\x89HDF" or head[:3] == b"CDF":
-        raise ObservationError(f"{path} is a NetCDF/HDF5 file named .{kind}; rename it to .nc")
+        return "NetCDF"
     if head[:4] == b"PK\x03\x04":
-        raise ObservationError(f"{path} is a zip archive (a spreadsheet?); export it as UTF-8 CSV")
+        return "a zip archive (a spreadsheet?)"
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise ObservationError(f"{path} is UTF-16 text; save it as UTF-8 CSV (levda reads UTF-8, with or "
-                               "without a byte-order mark)")
+        return "UTF-16 text"
+    return None
+
+
+def _read_head(path: Path) -> bytes:
+    if path.is_dir():
+        raise ObservationError(f"observation file {path} is a directory; give the files in it (e.g. '{path}/*')")
+    try:
+        with path.open("rb") as handle:
+            return handle.read(8)
+    except OSError as err:
+        raise ObservationError(f"cannot read observation file {path}: {err.strerror}") from None
 
 
 def _decoded_lines(handle, path: Path):
@@ -209,8 +219,9 @@ _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")
 def _check_iso(naive: np.ndarray, original: np.ndarray, path: Path, lines: np.ndarray) -> None:
     """Every time (zone removed) must be ISO 8601 to whole seconds: numpy's parser also takes bare
     numbers ('12345' as a year), 'NaT' and empty strings, which are not times."""
+    distinct, first = np.unique(naive, return_index=True)  # times repeat: check each spelling once
     match = _ISO.fullmatch
-    for i, text in enumerate(naive):
+    for text, i in zip(distinct, first):
         if match(text) is None:
             hint = (" (fractions of a second: levda's times are whole seconds; round them)"
                     if re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}\.\d+", text) else "")
@@ -229,17 +240,12 @@ def read_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> ObservationSet:
     UTF-16, NUL bytes, compressed or binary files) is refused with what it looks like.
     """
     path = Path(path)
-    try:
-        handle = path.open("rb")
-        head = handle.read(8)
-        handle.seek(0)
-    except IsADirectoryError:
-        raise ObservationError(f"observation file {path} is a directory; give the files in it (e.g. '{path}/*.csv')") \
-            from None
-    except OSError as err:
-        raise ObservationError(f"cannot read observation file {path}: {err.strerror}") from None
-    with handle:
-        _sniff(path, head, "csv")
+    kind = _signature(_read_head(path))
+    if kind is not None:
+        hint = {"gzip-compressed": "decompress it first (gunzip)", "NetCDF": "name it .nc",
+                "UTF-16 text": "save it as UTF-8 (with or without a byte-order mark)"}.get(kind, "export it as UTF-8 CSV")
+        raise ObservationError(f"{path} is {kind}, not CSV text; {hint}")
+    with path.open("rb") as handle:
         reader = csv.reader(_decoded_lines(handle, path))
         try:
             header = [h.strip() for h in next(reader)]
@@ -349,19 +355,14 @@ def open_netcdf(path: Path):
     import netCDF4
 
     path = Path(path)
-    if path.is_dir():
-        raise ObservationError(f"observation file {path} is a directory; give the files in it (e.g. '{path}/*.nc')")
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(8)
-    except OSError as err:
-        raise ObservationError(f"cannot read observation file {path}: {err.strerror}") from None
-    if head[:2] == b"\x1f\x8b":
-        raise ObservationError(f"{path} is gzip-compressed; decompress it first (gunzip)")
-    if not (head[:4] == b"\x89HDF" or head[:3] == b"CDF"):
-        what = "empty" if not head else "not NetCDF (it does not start with a NetCDF or HDF5 signature)"
-        if head[:4].isascii() and b"," in head:
+    head = _read_head(path)
+    kind = _signature(head)
+    if kind != "NetCDF":
+        what = kind or ("empty" if not head else "not NetCDF (it does not start with a NetCDF or HDF5 signature)")
+        if kind is None and head[:4].isascii() and b"," in head:
             what += "; it looks like CSV text: name it .csv"
+        if kind == "gzip-compressed":
+            what += "; decompress it first (gunzip)"
         raise ObservationError(f"observation file {path} is {what}")
     try:
         ds = netCDF4.Dataset(path, "r")
@@ -416,26 +417,23 @@ def netcdf_column(group, name: str, path: Path, dim: str, kind: str, label: str 
     return data
 
 
-def seconds_column(data: np.ndarray, path: Path, label: str, unit: str = "record") -> np.ndarray:
-    """Seconds since an epoch as int64: floats must be whole and finite; every value within years 1-9999."""
+def times_from_seconds(origin: np.datetime64, data: np.ndarray, path: Path, label: str,
+                       unit: str = "record") -> np.ndarray:
+    """Seconds since ``origin`` (integers, or floats holding whole seconds) as UTC datetimes; every
+    value finite, whole, and within years 1-9999."""
     if data.dtype.kind == "f":
         bad = ~np.isfinite(data) | (data != np.round(data))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ObservationError(f"{path}, {unit} {i}: {label} = {data[i]} is not a whole number of seconds "
                                    "(levda's times are whole seconds)")
-    limit = 2.5e11  # about 8000 years: every time stays inside years 1-9999 from any epoch levda accepts
-    big = np.abs(data.astype(float)) > limit
+    # about 8,000 years: beyond it the datetime arithmetic below could overflow
+    big = np.abs(data.astype(float)) > 2.5e11
     if big.any():
         i = int(np.flatnonzero(big)[0])
         raise ObservationError(f"{path}, {unit} {i}: {label} = {data[i]} seconds is not a time levda can place "
                                "(beyond years 1-9999)")
-    return data.astype(np.int64)
-
-
-def times_from_seconds(origin: np.datetime64, seconds: np.ndarray, path: Path, label: str,
-                       unit: str = "record") -> np.ndarray:
-    times = origin + seconds.astype("timedelta64[s]")
+    times = origin + data.astype(np.int64).astype("timedelta64[s]")
     lo, hi = np.datetime64("0001-01-01T00:00:00", "s"), np.datetime64("9999-12-31T23:59:59", "s")
     out = (times < lo) | (times > hi)
     if out.any():
@@ -465,7 +463,7 @@ def read_netcdf(path: Path) -> ObservationSet:
         _check_not_empty(n, path)
         tvar = ds.variables["time"]
         origin = _seconds_since(getattr(tvar, "units", ""), path, "time")
-        seconds = seconds_column(netcdf_column(ds, "time", path, "obs", "number"), path, "time")
+        seconds = netcdf_column(ds, "time", path, "obs", "number")
         names = getattr(ds, "coordinate_names", "")
         if not isinstance(names, str):
             raise ObservationError(f"{path}: the attribute coordinate_names must be text, e.g. 'x y'")

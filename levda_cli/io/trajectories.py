@@ -60,10 +60,11 @@ def open_trajectories(path: Path):
     return ds
 
 
-def read_values(obj, path, what: str = "values"):
-    """``obj.values`` (an xarray variable or selection) with a damaged chunk turned into a StoreError."""
+def load_checked(obj, path, what: str = "values"):
+    """``obj.load()`` (an xarray dataset, variable or selection, read into memory) with a damaged chunk
+    turned into a StoreError naming the store."""
     try:
-        return obj.values
+        return obj.load()
     except Exception as err:  # zarr/numcodecs raise several types for a damaged chunk
         raise StoreError(f"cannot read {what} from {path} (damaged chunk?): {type(err).__name__}: "
                          f"{str(err)[:160]}") from None
@@ -86,13 +87,9 @@ def truth_lookup(ds, fields, trajectory: int = 0, benchmark: str | None = None, 
         raise StoreError(f"{path} has no field(s) {missing}; it has {', '.join(map(str, ds.data_vars))}")
     if not 0 <= trajectory < ds.sizes.get("trajectory", 1):
         raise StoreError(f"{path} has {ds.sizes.get('trajectory', 1)} trajectories; asked for {trajectory}")
-    try:
-        seconds = (ds["time"].values.astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(
-            np.int64)
-        values = {f: np.asarray(ds[f].isel(trajectory=trajectory).values, float) for f in fields}
-    except Exception as err:  # zarr/numcodecs raise several types for a damaged chunk
-        raise StoreError(f"cannot read the truth from {path} (damaged chunk?): {type(err).__name__}: "
-                         f"{str(err)[:160]}") from None
+    seconds = (ds["time"].values.astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(np.int64)
+    values = {f: np.asarray(load_checked(ds[f].isel(trajectory=trajectory), path, f"the truth's '{f}'").values, float)
+              for f in fields}
     if grid_shape is not None:
         for f, v in values.items():
             if tuple(v.shape[1:]) != tuple(grid_shape):
