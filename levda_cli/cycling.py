@@ -390,7 +390,7 @@ def run(
                     "window": k, "start": _iso(start_s), "end": _iso(end_s),
                     "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
                     "iterations": int(res.iterations), "converged": bool(res.converged), "n_obs": n_used,
-                    "n_rejected": int(record["n_rejected"]),
+                    "n_rejected": int(record["n_rejected"]), "chi2": float(record["chi2"]),
                     "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
                     "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
                 }
@@ -408,7 +408,15 @@ def run(
         finally:
             commit()  # finished windows are kept on any exit: an error, a divergence
 
-        return _summary(out, resumed, rows, obs, store.n_windows, skipped)
+        summary = _summary(out, resumed, rows, obs, store.n_windows, skipped)
+        for key, what in (("windows_unconverged", "stopped at solver.max_iterations without meeting the tolerance"),
+                          ("windows_inconsistent", "have a chi2 = 2 Jo / n_obs more than 4 standard deviations above 1 "
+                           "(the analysis does not fit the observations as their errors allow)")):
+            if summary[key]:
+                warn(f"{len(summary[key])} of {len(rows)} window(s) {what}: window(s) "
+                     f"{', '.join(map(str, summary[key][:10]))}{' ...' if len(summary[key]) > 10 else ''}; "
+                     "see 'converged' and 'chi2' in the store")
+        return summary
 
 
 def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype, spinup=None):
@@ -451,5 +459,8 @@ def _summary(out, resumed, rows, obs, n_windows, skipped: int = 0) -> dict:
         "n_obs_read": len(obs),
         "n_obs_assimilated": int(sum(r["n_obs"] for r in rows)),
         "rejected": reasons,
+        "windows_unconverged": [r["window"] for r in rows if not r["converged"]],
+        # chi2 of n_obs observations: mean 1, standard deviation sqrt(2 / n_obs) when the errors are right
+        "windows_inconsistent": [r["window"] for r in rows if r["n_obs"] and r["chi2"] > 1 + 4 * math.sqrt(2 / r["n_obs"])],
         "windows": rows,
     }

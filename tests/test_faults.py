@@ -255,3 +255,23 @@ def test_sigkill_anywhere_then_resume_equals_one_run(tmp_path, cli_env):
     assert counts == sorted(counts) and killed.sizes["window"] == 120
     for name in ("background", "analysis", "filter", "cost_final", "x_analysis_mean"):
         assert np.array_equal(killed[name].values, whole[name].values, equal_nan=True), name
+
+
+def test_unconverged_and_inconsistent_windows_are_reported(tmp_path, cli_env):
+    """The sample's observations with their true error (1) fit once the filter has locked on; the same
+    values declared 5x more accurate cannot fit (chi2 ~ 25): counted in --json and warned about. A
+    one-iteration cap leaves every window unconverged: counted and warned about too."""
+    lines = (REPO / "sample_data" / "lorenz96_obs.csv").read_text().splitlines()[: 1 + 40 * 60]
+    (tmp_path / "true.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "over.csv").write_text("\n".join([lines[0], *(r.rsplit(",", 1)[0] + ",0.2" for r in lines[1:])]) + "\n")
+    args = ["--model", "lorenz96", "-c", CONFIG, "--json"]
+    good = _run(["assimilate", "true.csv", *args, "--out", "true.zarr"], tmp_path, cli_env)
+    s = _json(good.output)
+    assert s["windows_unconverged"] == [] and all(k < 30 for k in s["windows_inconsistent"])
+    over = _run(["assimilate", "over.csv", *args, "--out", "over.zarr"], tmp_path, cli_env)
+    s = _json(over.output)
+    assert len(s["windows_inconsistent"]) > 50 and "chi2" in over.output and "warning" in over.output
+    capped = _run(["assimilate", "true.csv", *args, "--out", "capped.zarr", "--set", "solver.max_iterations=1"],
+                  tmp_path, cli_env)
+    s = _json(capped.output)
+    assert s["windows_unconverged"] == list(range(60)) and "solver.max_iterations" in capped.output
