@@ -110,6 +110,9 @@ class SolverConfig(_Strict):
     method: Literal["gauss-newton", "levenberg-marquardt"] = "gauss-newton"
     max_iterations: int = Field(20, ge=1, le=10_000)
     tolerance: float = Field(1e-3, gt=0)
+    block_size: int = Field(0, ge=0, le=2**24, description="observations per linearisation block "
+                            "(memory grows with it, not with the observation count); 0: sized for the "
+                            "model and the backend")
     rotate: bool = False
 
 
@@ -321,6 +324,17 @@ def parameter_setup(cfg: AssimilateConfig, defaults: dict[str, float]):
     return values, est, mean, std, jitter
 
 
+def default_block(dynamics, directions: int) -> int:
+    """Observations per linearisation block: a power of two whose tangents take about 256 MiB
+    (1 GiB on an accelerator), between 64 and 65,536."""
+    import jax
+
+    budget = (1 << 28) if jax.default_backend() == "cpu" else (1 << 30)
+    per_obs = 16 * max(1, int(dynamics.observation_footprint)) * (1 + directions)
+    block = 1 << max(0, int(budget // per_obs).bit_length() - 1)
+    return int(min(max(block, 64), 65536))
+
+
 def window_setup(cfg: AssimilateConfig, spec):
     """The core's ``WindowSetup`` for this config and model: every choice made an object, once."""
     import jax.numpy as jnp
@@ -354,7 +368,10 @@ def window_setup(cfg: AssimilateConfig, spec):
         if abs(n - round(n)) > 1e-9 or round(n) < 1:
             raise ConfigError(f"window {what} {value} is not a whole number of model steps (dt = {dt_model})")
         steps[what] = int(round(n))
+    n_ctrl = spec.dynamics.n_state + len(est)
+    block = cfg.solver.block_size or default_block(spec.dynamics, min(cfg.ensemble.size, n_ctrl))
     return WindowSetup(
+        block=block,
         problem=problem,
         solver=solver,
         inflation=tuple(inflation),

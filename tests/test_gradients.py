@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from levda_cli.core import Problem, WindowObs, forecast, predict
-from levda_cli.core.solver import linearise
+from levda_cli.core.linearise import dense as linearise
 from levda_cli.physics import Lorenz96
 
 

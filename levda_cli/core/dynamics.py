@@ -52,6 +52,32 @@ class AbstractDynamics(eqx.Module):
     ) -> Float[Array, ""]:
         """The value of field ``field`` at coordinates ``coords`` for state ``x``."""
 
+    # -- the observation operator in three stages, for many observations at once -------------
+    # ``predict`` and the blocked linearisation (``core.linearise``) call these: whatever depends
+    # only on where an observation is (``geometry``) is computed once per window; whatever depends
+    # only on the state at a time (``prepare``) once per distinct time; ``sample`` is the cheap
+    # per-observation rest and must read ``prepared`` by index (never copy a whole state per
+    # observation). The defaults fall back to ``observe``, which suits small states.
+
+    @property
+    def observation_footprint(self) -> int:
+        """About how many numbers ``sample`` reads or makes per observation and direction (sizes
+        the default observation block; ``n_state`` is the safe guess for the defaults below)."""
+        return self.n_state
+
+    def prepare(self, xs: Float[Array, "n_times n_state"], mu: Float[Array, " n_param"]):
+        """What ``sample`` reads, for the states at a window's distinct observation times."""
+        return xs
+
+    def geometry(self, coords: Float[Array, " n_coord"], field: Int[Array, ""]):
+        """Everything about one observation that does not depend on the state."""
+        return coords
+
+    def sample(self, prepared, mu: Float[Array, " n_param"], t: Int[Array, ""], geometry,
+               field: Int[Array, ""]) -> Float[Array, ""]:
+        """One observation's predicted value from the prepared states, at time index ``t``."""
+        return self.observe(prepared[t], mu, geometry, field)
+
 
 class Problem(eqx.Module):
     """Maps a control vector to a state and a full parameter vector.
@@ -134,7 +160,10 @@ def states_at(problem: Problem, v: Float[Array, " n_ctrl"], times: Float[Array, 
 
 
 def predict(problem: Problem, v: Float[Array, " n_ctrl"], obs: WindowObs, n_steps: int) -> Float[Array, " n_obs"]:
-    """``h(v)``: the model's prediction of every (padded) observation of a window."""
+    """``h(v)``: the model's prediction of every (padded) observation of a window.
+
+    The plain form (every observation at once through ``observe``): the reference the blocked
+    linearisation of ``core.linearise`` is tested against."""
     _, mu = problem.split(v)
     xs = states_at(problem, v, obs.times, n_steps)
     dyn = problem.dynamics

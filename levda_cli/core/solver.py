@@ -2,10 +2,11 @@
 
 ``J(w) = 1/2 w^T w + 1/2 d(w)^T d(w)`` with the normalised innovation
 ``d(w) = R^{-1/2} (y - h(v_bar + X w))`` (masked entries are zero). ``S = -dd/dw`` is the
-observation-space image of the ensemble directions; it is built by forward-mode autodiff
-(one JVP per ensemble direction, ``N`` in all), so no tangent-linear code is written by hand.
-The Gauss-Newton Hessian is ``H = zeta I + S^T S`` (N x N), ``zeta`` the curvature of the
-background term (1 for the Gaussian term; see ``prior.py``).
+observation-space image of the ensemble directions, built by forward-mode autodiff (no
+tangent-linear code is written by hand); the minimisers see it only through ``S^T S`` and
+``S^T d`` (``core.linearise``, which never forms ``S`` whole). The Gauss-Newton Hessian is
+``H = zeta I + S^T S`` (N x N), ``zeta`` the curvature of the background term (1 for the
+Gaussian term; see ``prior.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
+from levda_cli.core.linearise import Linearisation
 from levda_cli.core.prior import AbstractPrior
+
+Linearise = Callable[[Array], Linearisation]
 
 
 class Minimum(eqx.Module):
@@ -26,17 +30,10 @@ class Minimum(eqx.Module):
 
     w: Float[Array, " n_ens"]
     d: Float[Array, " n_obs"]  # normalised innovation at w
-    S: Float[Array, "n_obs n_ens"]  # -dd/dw at w
+    StS: Float[Array, "n_ens n_ens"]  # S^T S at w, S = -dd/dw
     iterations: Int[Array, ""]
     converged: Bool[Array, ""]
     step_norm: Float[Array, ""]
-
-
-def linearise(residual: Callable[[Array], Array], w: Float[Array, " n_ens"]) -> tuple[Array, Array]:
-    """The residual at ``w`` and ``S = -d residual / dw`` by N forward-mode products."""
-    eye = jnp.eye(w.shape[0], dtype=w.dtype)
-    d, jac = jax.vmap(lambda e: jax.jvp(residual, (w,), (e,)), out_axes=(None, 1))(eye)
-    return d, -jac
 
 
 def cost(prior: AbstractPrior, w: Array, d: Array) -> Array:
@@ -50,10 +47,10 @@ class AbstractSolver(eqx.Module):
     tolerance: eqx.AbstractVar[float]
 
     @abc.abstractmethod
-    def minimise(self, residual: Callable[[Array], Array], prior: AbstractPrior, n_ens: int, dtype) -> Minimum: ...
+    def minimise(self, linearise: Linearise, prior: AbstractPrior, n_ens: int, dtype) -> Minimum: ...
 
 
-def _damped_iterations(residual, prior, n_ens, dtype, max_iterations, tolerance, damping, factor) -> Minimum:
+def _damped_iterations(linearise: Linearise, prior, n_ens, dtype, max_iterations, tolerance, damping, factor) -> Minimum:
     """Gauss-Newton (``damping == 0``) or Levenberg-Marquardt iterations.
 
     With damping, a step that raises the cost is refused and the damping multiplied by
@@ -61,33 +58,37 @@ def _damped_iterations(residual, prior, n_ens, dtype, max_iterations, tolerance,
     ``max_iterations`` steps.
     """
     w0 = jnp.zeros(n_ens, dtype)
-    d0, S0 = linearise(residual, w0)
+    lin0 = linearise(w0)
     eye = jnp.eye(n_ens, dtype=dtype)
     inf = jnp.asarray(jnp.inf, dtype)
 
     def cond(state):
-        _, _, _, it, norm, _ = state
+        _, _, it, norm, _ = state
         return (it < max_iterations) & (norm >= tolerance)
 
     def body(state):
-        w, d, S, it, _, lam = state
+        w, lin, it, _, lam = state
         zeta = prior.zeta(w)
-        H = zeta * eye + S.T @ S
-        g = S.T @ d - zeta * w
+        H = zeta * eye + lin.StS
+        g = lin.Std - zeta * w
         dw = jnp.linalg.solve(H + lam * eye, g)
         w_new = w + dw
-        d_new, S_new = linearise(residual, w_new)
+        lin_new = linearise(w_new)
+        finite = jnp.isfinite(cost(prior, w_new, lin_new.d))
         if damping == 0.0:
             accept = jnp.asarray(True)
         else:
-            accept = cost(prior, w_new, d_new) <= cost(prior, w, d)
+            # a step to non-finite values is refused like one that raises the cost
+            accept = finite & (cost(prior, w_new, lin_new.d) <= cost(prior, w, lin.d))
         lam_new = jnp.where(accept, lam / factor, lam * factor)
-        pick = lambda a, b: jnp.where(accept, a, b)  # noqa: E731
-        return (pick(w_new, w), pick(d_new, d), pick(S_new, S), it + 1, jnp.linalg.norm(dw), lam_new)
+        keep = jax.tree.map(lambda a, b: jnp.where(accept, a, b), (w_new, lin_new), (w, lin))
+        # the step norm that decides convergence is the accepted step's (a refused step is no step)
+        norm = jnp.where(accept, jnp.linalg.norm(dw), inf)
+        return (*keep, it + 1, norm, lam_new)
 
-    state = (w0, d0, S0, jnp.asarray(0), inf, jnp.asarray(damping, dtype))
-    w, d, S, it, norm, _ = jax.lax.while_loop(cond, body, state)
-    return Minimum(w=w, d=d, S=S, iterations=it, converged=norm < tolerance, step_norm=norm)
+    state = (w0, lin0, jnp.asarray(0), inf, jnp.asarray(damping, dtype))
+    w, lin, it, norm, _ = jax.lax.while_loop(cond, body, state)
+    return Minimum(w=w, d=lin.d, StS=lin.StS, iterations=it, converged=norm < tolerance, step_norm=norm)
 
 
 class GaussNewton(AbstractSolver):
@@ -102,8 +103,8 @@ class GaussNewton(AbstractSolver):
         if not self.tolerance > 0:
             raise ValueError(f"tolerance must be positive, got {self.tolerance}")
 
-    def minimise(self, residual, prior, n_ens, dtype) -> Minimum:
-        return _damped_iterations(residual, prior, n_ens, dtype, self.max_iterations, self.tolerance, 0.0, 1.0)
+    def minimise(self, linearise, prior, n_ens, dtype) -> Minimum:
+        return _damped_iterations(linearise, prior, n_ens, dtype, self.max_iterations, self.tolerance, 0.0, 1.0)
 
 
 class LevenbergMarquardt(AbstractSolver):
@@ -120,7 +121,7 @@ class LevenbergMarquardt(AbstractSolver):
         if not (self.tolerance > 0 and self.damping > 0 and self.factor > 1):
             raise ValueError("Levenberg-Marquardt needs tolerance > 0, damping > 0 and factor > 1")
 
-    def minimise(self, residual, prior, n_ens, dtype) -> Minimum:
+    def minimise(self, linearise, prior, n_ens, dtype) -> Minimum:
         return _damped_iterations(
-            residual, prior, n_ens, dtype, self.max_iterations, self.tolerance, self.damping, self.factor
+            linearise, prior, n_ens, dtype, self.max_iterations, self.tolerance, self.damping, self.factor
         )

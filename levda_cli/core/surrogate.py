@@ -133,6 +133,19 @@ class Surrogate(AbstractDynamics):
     def observe(self, x, mu, coords, field):
         return self.decode(x, coords)[field]
 
+    # The decoder for many observations: the coordinates' Fourier features once per window.
+    def geometry(self, coords, field):
+        return self.features(self.normalise_coords(coords))
+
+    def sample(self, prepared, mu, t, geometry, field):
+        mean, std = jax.lax.stop_gradient(self.field_mean), jax.lax.stop_gradient(self.field_std)
+        out = self.decoder_net(jnp.concatenate([prepared[t], geometry]))
+        return out[field] * std[field] + mean[field]
+
+    @property
+    def observation_footprint(self) -> int:
+        return self.decoder_net.inp.out_features * (len(self.decoder_net.blocks) + 2)
+
     # -- trajectories --------------------------------------------------------------------------
     def latent_trajectory(self, mu: Float[Array, " n_param"], times: Float[Array, " n_times"], n_steps: int) -> Array:
         """``z`` at ``times`` (model time since the origin, each in ``[0, n_steps * dt]``), from ``z = 0``."""

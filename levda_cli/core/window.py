@@ -25,8 +25,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from levda_cli.core.diagnostics import field_stats
-from levda_cli.core.dynamics import Problem, WindowObs, forecast, predict
+from levda_cli.core.dynamics import Problem, WindowObs, forecast
 from levda_cli.core.inflation import AbstractInflation
+from levda_cli.core.linearise import ObservationTerm
 from levda_cli.core.prior import AbstractPrior, GaussianPrior
 from levda_cli.core.solver import AbstractSolver, GaussNewton, cost
 
@@ -42,8 +43,11 @@ class WindowSetup(eqx.Module):
     n_shift: int = eqx.field(static=True, default=1)
     n_field: int = eqx.field(static=True, default=1)
     rotate: bool = eqx.field(static=True, default=False)
+    block: int = eqx.field(static=True, default=4096)  # observations per linearisation block
 
     def __check_init__(self):
+        if self.block < 1:
+            raise ValueError(f"the observation block size must be positive, got {self.block}")
         if not 1 <= self.n_shift <= self.n_window:
             raise ValueError(
                 f"window shift ({self.n_shift} steps) must lie between 1 and the window length "
@@ -124,15 +128,10 @@ def analyse_window(
     X = (prior - v_bar).T / jnp.sqrt(n_ens - 1.0)
 
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
-
-    def residual(w):
-        h = predict(problem, v_bar + X @ w, obs, setup.n_window)
-        return jnp.where(obs.mask, (obs.value - h) / safe_error, 0.0)
-
-    minimum = setup.solver.minimise(residual, setup.prior, n_ens, dtype)
-    w, S = minimum.w, minimum.S
+    term = ObservationTerm.build(problem, obs, setup.n_window, setup.block)
+    minimum = setup.solver.minimise(lambda w: term.linearise(v_bar, X, w), setup.prior, n_ens, dtype)
+    w, StS = minimum.w, minimum.StS
     zeta = setup.prior.zeta(w)
-    StS = S.T @ S
     # The exact Hessian of the background term (Bocquet & Sakov 2012), unless far from the
     # background it is not positive definite; then the always-positive Gauss-Newton one.
     H_exact = setup.prior.hessian(w) + StS
@@ -147,7 +146,7 @@ def analyse_window(
         analysis = strategy.after(prior, analysis, keys[len(setup.inflation) + i])
 
     traj = propagate(problem, analysis, setup.n_window)
-    hofx_b = predict(problem, v_bar, obs, setup.n_window)
+    hofx_b = term.predict(v_bar)
     hofx_a = obs.value - minimum.d * safe_error  # h(v_bar + X w*), recovered from the residual
     hofx_a = jnp.where(obs.mask, hofx_a, 0.0)
     d0 = jnp.where(obs.mask, (obs.value - hofx_b) / safe_error, 0.0)

@@ -44,6 +44,21 @@ class Lorenz96(AbstractDynamics):
         frac = site - i0
         return (1.0 - frac) * x[i0 % self.n_state] + frac * x[(i0 + 1) % self.n_state]
 
+    def geometry(self, coords, field):
+        """The two neighbouring sites and their interpolation weights."""
+        site = jnp.mod(coords[0], self.n_state)
+        i0 = jnp.floor(site).astype(jnp.int32)
+        frac = site - i0
+        return jnp.stack([i0 % self.n_state, (i0 + 1) % self.n_state]), jnp.stack([1.0 - frac, frac])
+
+    def sample(self, prepared, mu, t, geometry, field):
+        index, weight = geometry
+        return (weight * prepared[t, index]).sum()
+
+    @property
+    def observation_footprint(self) -> int:
+        return 2
+
     def integrate(self, x0: Float[Array, " n"], forcing, n_steps: int, every: int = 1) -> Float[Array, "n_out n"]:
         """States after every ``every`` steps, ``n_steps // every`` of them, starting state excluded."""
         mu = jnp.atleast_1d(jnp.asarray(forcing, x0.dtype))

@@ -246,6 +246,35 @@ class Sphere(AbstractDynamics):
         row = lambda j: (1 - wx) * values[j, i0] + wx * values[j, (i0 + 1) % n_lon]  # noqa: E731
         return (1 - wy) * row(j0) + wy * row(j0 + 1)
 
+    def prepare(self, xs, mu):
+        """The nodal ``h, u, v`` of every time, flattened: one spectral transform per time."""
+        return jax.vmap(lambda x: jnp.stack([self.fields(x)[f] for f in FIELDS]).ravel())(xs)
+
+    def geometry(self, coords, field):
+        """Indices into a prepared time's flat fields of the four points ``observe`` uses, and weights."""
+        lon_deg, lat_deg = self.lon_lat_degrees()
+        n_lon, n_lat = len(lon_deg), len(lat_deg)
+        fx = jnp.mod(coords[0] - lon_deg[0], 360.0) / (360.0 / n_lon)
+        i0 = jnp.floor(fx).astype(jnp.int32) % n_lon
+        wx = fx - jnp.floor(fx)
+        lat_nodes = jnp.asarray(lat_deg)
+        lat = jnp.clip(coords[1], lat_nodes[0], lat_nodes[-1])
+        j0 = jnp.clip(jnp.searchsorted(lat_nodes, lat) - 1, 0, n_lat - 2)
+        wy = (lat - lat_nodes[j0]) / (lat_nodes[j0 + 1] - lat_nodes[j0])
+        i1 = (i0 + 1) % n_lon
+        base = field * n_lat * n_lon
+        index = base + jnp.stack([j0 * n_lon + i0, j0 * n_lon + i1, (j0 + 1) * n_lon + i0, (j0 + 1) * n_lon + i1])
+        weight = jnp.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
+        return index, weight
+
+    def sample(self, prepared, mu, t, geometry, field):
+        index, weight = geometry
+        return (weight * prepared[t, index]).sum()
+
+    @property
+    def observation_footprint(self) -> int:
+        return 4
+
     def mean_potential_anomaly(self, x) -> jax.Array:
         """The area mean of Phi' (zero when mass is conserved)."""
         grid = self.grid

@@ -134,6 +134,47 @@ class Tsunami(AbstractDynamics):
         ])
         return values[field]
 
+    def geometry(self, coords, field):
+        """Indices into the packed state of the four grid points ``observe`` interpolates between,
+        and their weights (zero on the walls, where the normal velocity is zero)."""
+        n, dx = self.n, self.dx
+        xo, yo = coords[0] / dx, coords[1] / dx
+
+        def corners(rows, cols, x0, y0):
+            fx = jnp.clip(xo - x0, 0.0, cols - 1.0)
+            fy = jnp.clip(yo - y0, 0.0, rows - 1.0)
+            i0 = jnp.clip(jnp.floor(fx).astype(jnp.int32), 0, cols - 2)
+            j0 = jnp.clip(jnp.floor(fy).astype(jnp.int32), 0, rows - 2)
+            wx, wy = fx - i0, fy - j0
+            j = jnp.stack([j0, j0, j0 + 1, j0 + 1])
+            i = jnp.stack([i0, i0 + 1, i0, i0 + 1])
+            w = jnp.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
+            return j, i, w
+
+        # u on (n, n+1) faces: interior columns 1..n-1 are packed after eta
+        j, i, w_u = corners(n, n + 1, 0.0, 0.5)
+        inside = (i >= 1) & (i <= n - 1)
+        idx_u = jnp.where(inside, n * n + j * (n - 1) + (i - 1), 0)
+        w_u = jnp.where(inside, w_u, 0.0)
+        # v on (n+1, n) faces: interior rows 1..n-1 are packed after u
+        j, i, w_v = corners(n + 1, n, 0.5, 0.0)
+        inside = (j >= 1) & (j <= n - 1)
+        idx_v = jnp.where(inside, n * n + n * (n - 1) + (j - 1) * n + i, 0)
+        w_v = jnp.where(inside, w_v, 0.0)
+        j, i, w_e = corners(n, n, 0.5, 0.5)
+        idx_e = j * n + i
+        index = jnp.stack([idx_u, idx_v, idx_e])[field]
+        weight = jnp.stack([w_u, w_v, w_e])[field]
+        return index, weight
+
+    def sample(self, prepared, mu, t, geometry, field):
+        index, weight = geometry
+        return (weight * prepared[t, index]).sum()
+
+    @property
+    def observation_footprint(self) -> int:
+        return 4
+
     def mass(self, x) -> Float[Array, ""]:
         return jnp.sum(self.unpack(x)[0]) * self.dx**2
 

@@ -1,0 +1,127 @@
+"""The window's observation term linearised in blocks of observations.
+
+For the ensemble-space cost ``J(w) = J_b(w) + 1/2 d(w)^T d(w)``, with
+``d(w) = R^{-1/2} (y - h(v_bar + X w))``, Gauss-Newton and Levenberg-Marquardt need only
+
+- ``d`` itself (``n_obs`` numbers: the cost and the feedback ``h(x) = y - R^{1/2} d``),
+- ``S^T S`` (``N x N``) and ``S^T d`` (``N``), with ``S = -dd/dw`` (``n_obs x N``).
+
+So ``S`` is never formed whole: the observations are taken ``block`` at a time (``lax.scan``), each
+block's rows of ``S`` are built, added into the two sums and dropped. Memory is set by the block
+size, not the observation count.
+
+The directions of differentiation are the fewer of the two bases of the same subspace: with a
+control smaller than the ensemble (latent mode: latent size + estimated parameters) the Jacobian
+is taken along the ``n_ctrl`` control axes and multiplied by the anomalies ``X``
+(``dh/dw = (dh/dv) X``); otherwise along the ``N`` columns of ``X`` directly. Either way, one
+forward integration with ``min(N, n_ctrl)`` tangents per linearisation; the states at the
+distinct observation times are prepared once (``AbstractDynamics.prepare``), and what depends
+only on the observations' places once per window (``AbstractDynamics.geometry``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from levda_cli.core.dynamics import Problem, WindowObs, states_at
+
+
+class Linearisation(eqx.Module):
+    """What the minimisers need of the observation term at one ``w``."""
+
+    d: Float[Array, " n_obs"]  # normalised innovation (zero where masked)
+    StS: Float[Array, "n_ens n_ens"]
+    Std: Float[Array, " n_ens"]
+
+
+def dense(residual: Callable[[Array], Array], w: Float[Array, " n_ens"]) -> tuple[Array, Array]:
+    """The residual at ``w`` and ``S = -d residual / dw`` whole, by N forward-mode products.
+
+    The reference the blocked form is tested against (memory ``n_obs x N``)."""
+    eye = jnp.eye(w.shape[0], dtype=w.dtype)
+    d, jac = jax.vmap(lambda e: jax.jvp(residual, (w,), (e,)), out_axes=(None, 1))(eye)
+    return d, -jac
+
+
+def _blocks(obs: WindowObs, geometry, block: int):
+    """The per-observation arrays padded to whole blocks and shaped ``(n_blocks, block, ...)``."""
+    n_obs = obs.value.shape[0]
+    size = max(1, min(block, n_obs))
+    n_blocks = -(-n_obs // size)
+    pad = n_blocks * size - n_obs
+    safe_error = jnp.where(obs.mask, obs.error, 1.0)
+    arrays = (obs.time_index, geometry, obs.field, obs.value, safe_error, obs.mask)
+
+    def shape(a):
+        a = jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1))  # padded rows are masked (mask pads False)
+        return a.reshape(n_blocks, size, *a.shape[1:])
+
+    return jax.tree.map(shape, arrays)
+
+
+class ObservationTerm(eqx.Module):
+    """A window's observation operator about ``v_bar + X w``, evaluated block by block."""
+
+    problem: Problem
+    obs: WindowObs
+    geometry: object  # per observation, from ``dynamics.geometry`` (once per window)
+    n_steps: int = eqx.field(static=True)
+    block: int = eqx.field(static=True)
+
+    @classmethod
+    def build(cls, problem: Problem, obs: WindowObs, n_steps: int, block: int) -> ObservationTerm:
+        geometry = jax.vmap(problem.dynamics.geometry)(obs.coords, obs.field)
+        return cls(problem, obs, geometry, n_steps, int(block))
+
+    def _prepare(self, v):
+        xs = states_at(self.problem, v, self.obs.times, self.n_steps)
+        _, mu = self.problem.split(v)
+        return self.problem.dynamics.prepare(xs, mu), mu
+
+    def _sample(self, prepared, mu, time_index, geometry, field):
+        dyn = self.problem.dynamics
+        return jax.vmap(lambda t, g, f: dyn.sample(prepared, mu, t, g, f))(time_index, geometry, field)
+
+    def predict(self, v: Float[Array, " n_ctrl"]) -> Float[Array, " n_obs"]:
+        """``h(v)`` for every (padded) observation, block by block."""
+        prepared, mu = self._prepare(v)
+        n_obs = self.obs.value.shape[0]
+
+        def body(_, blk):
+            ti, g, f = blk[:3]
+            return None, self._sample(prepared, mu, ti, g, f)
+
+        _, h = jax.lax.scan(body, None, _blocks(self.obs, self.geometry, self.block))
+        return h.reshape(-1)[:n_obs]
+
+    def linearise(self, v_bar: Float[Array, " n_ctrl"], X: Float[Array, "n_ctrl n_ens"],
+                  w: Float[Array, " n_ens"]) -> Linearisation:
+        """``d``, ``S^T S`` and ``S^T d`` at ``w`` without forming ``S``."""
+        n_ctrl, n_ens = X.shape
+        control_space = n_ctrl < n_ens  # static: the smaller set of tangent directions
+        T = jnp.eye(n_ctrl, dtype=X.dtype) if control_space else X
+        v = v_bar + X @ w
+        (prepared, mu), (d_prepared, d_mu) = jax.vmap(
+            lambda t: jax.jvp(self._prepare, (v,), (t,)), in_axes=1, out_axes=(None, 0))(T)
+        n_obs = self.obs.value.shape[0]
+
+        def body(carry, blk):
+            StS, Std = carry
+            ti, g, f, y, e, m = blk
+            h_of = lambda p, u: self._sample(p, u, ti, g, f)  # noqa: E731
+            h, dh = jax.vmap(lambda dp, du: jax.jvp(h_of, (prepared, mu), (dp, du)),
+                             out_axes=(None, 1))(d_prepared, d_mu)  # dh: (block, directions)
+            d = jnp.where(m, (y - h) / e, 0.0)
+            S = jnp.where(m[:, None], dh / e[:, None], 0.0)  # S = -dd/dw
+            if control_space:
+                S = S @ X
+            return (StS + S.T @ S, Std + S.T @ d), d
+
+        zero = (jnp.zeros((n_ens, n_ens), X.dtype), jnp.zeros(n_ens, X.dtype))
+        (StS, Std), d = jax.lax.scan(body, zero, _blocks(self.obs, self.geometry, self.block))
+        return Linearisation(d=d.reshape(-1)[:n_obs], StS=StS, Std=Std)
