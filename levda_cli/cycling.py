@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import math
 import os
 import time
@@ -40,6 +41,23 @@ def configure_jax(precision: str = "float64") -> None:
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+_COMPILE_SECONDS = [0.0]  # JAX's tracing, lowering and compiling time in this process
+
+
+def _compile_listener(event: str, duration: float, **_) -> None:
+    if event.startswith("/jax/core/compile/"):
+        _COMPILE_SECONDS[0] += duration
+
+
+def watch_compilation() -> None:
+    """Count JAX's compile-time events (once per process), so each window's time can be split."""
+    import jax
+
+    if not getattr(watch_compilation, "done", False):
+        jax.monitoring.register_event_duration_secs_listener(_compile_listener)
+        watch_compilation.done = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,16 +102,16 @@ class Clock:
         return (np.asarray(t_s) - self.epoch_s) / self.unit_s
 
 
-def _bucket(n: int) -> int:
+def _bucket(n: int, least: int = 16) -> int:
     """Pad sizes to powers of two so runs with similar sizes share one compilation (and cache entry)."""
-    return max(16, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+    return max(least, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
 def _iso(seconds: int) -> str:
     return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: bool, dtype: str):
+def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: bool, dtype: str, obs_width: int = 16):
     grid_dims = spec.grid_dims
     grid_shape = tuple(len(spec.grid[c]) for c in grid_dims)
     scalar = lambda t="f8", **a: ArraySpec((), (), t, a)  # noqa: E731
@@ -119,6 +137,9 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
         ("rmse_filter", "filter mean RMSE vs truth at window end"), ("crps_analysis", "analysis CRPS vs truth"),
     ]:
         specs[name] = scalar(long_name=text)
+    specs["seconds"] = scalar(long_name="wall seconds of this window's analysis, compiling included", units="s")
+    specs["compile_seconds"] = scalar(long_name="of which JAX tracing and compiling (the first window of a run)",
+                                      units="s")
     specs["iterations"] = scalar("i4", long_name="minimiser iterations")
     specs["converged"] = scalar("i1", long_name="1 if the step norm fell below the tolerance")
     specs["n_obs"] = scalar("i4", long_name="observations assimilated")
@@ -136,12 +157,12 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
             specs[f"param_{stage}"] = ArraySpec(("member", "param"), (n_ens, len(est)), "f8",
                                                 {"long_name": f"{stage} parameters, physical units"})
     obs = ("obs",)
-    specs["obs_time"] = ArraySpec(obs, (16,), "i8", dict(TIME_ATTRS))
+    specs["obs_time"] = ArraySpec(obs, (obs_width,), "i8", dict(TIME_ATTRS))
     for name, t in [("obs_value", "f8"), ("obs_error", "f8"), ("hofx_background", "f8"),
                     ("hofx_analysis", "f8"), ("obs_variable", "i4"), ("qc_flag", "i1")]:
-        specs[name] = ArraySpec(obs, (16,), t)
+        specs[name] = ArraySpec(obs, (obs_width,), t)
     for c in spec.coords:
-        specs[f"obs_{c}"] = ArraySpec(obs, (16,), "f8")
+        specs[f"obs_{c}"] = ArraySpec(obs, (obs_width,), "f8")
     coords = {"member": np.arange(n_ens), "ctrl": np.arange(n_ctrl), "variable": np.asarray(spec.fields, "<U32")}
     coords.update({c: np.asarray(spec.grid[c]) for c in grid_dims})
     if est:
@@ -220,15 +241,16 @@ def run(
     import jax
     import jax.numpy as jnp
 
-    from levda_cli.core import WindowObs, advance_windows, analyse_window, propagate
-    from levda_cli.core.diagnostics import crps, rmse, spread
-
+    from levda_cli.core import WindowObs, advance_windows
     setup = window_setup(cfg, spec)
     values, est, prior_mean, prior_std, _ = parameter_setup(cfg, spec.params)
     n_ens, n_state = cfg.ensemble.size, spec.dynamics.n_state
     n_ctrl = n_state + len(est)
     dtype = jnp.float64 if cfg.output.precision == "float64" else jnp.float32
-    specs, coords = _layout(spec, n_ens, n_ctrl, est, cfg.output.members, "f8")
+    # observation slots chunked as wide as this run's fullest window (a new store's layout)
+    ok_k = k_obs[(obs.qc == obsio.QC_OK) & (k_obs >= 0)]
+    widest = int(np.unique(ok_k, return_counts=True)[1].max()) if ok_k.size else 16
+    specs, coords = _layout(spec, n_ens, n_ctrl, est, cfg.output.members, "f8", _bucket(widest))
     attrs = {
         "title": "levda analysis store",
         "levda_version": __version__,
@@ -244,9 +266,10 @@ def run(
         "fields": dumps_attr(list(spec.fields)),
         "qc_flags": dumps_attr(obsio.QC_NAMES),
     }
+    watch_compilation()
     key = jax.random.PRNGKey(cfg.ensemble.seed)
-    step = eqx.filter_jit(analyse_window)
-    forward = eqx.filter_jit(propagate)
+    products = functools.partial(_window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
+    step, forward = window_functions(setup, lambda res, t0, t1: products(res.background, res.analysis, res.filter, t0, t1))
     advance = eqx.filter_jit(advance_windows)
 
     with AnalysisStore.open_or_create(out, specs, coords, attrs) as store:
@@ -297,118 +320,138 @@ def run(
                                            jax.random.fold_in(key, 10**9), dtype, spinup)
         else:
             previous = jnp.asarray(store.read_last("analysis"), dtype)
-            background = forward(setup.problem, previous, setup.n_shift)[-1]
-        position = first_k  # the window whose start the background is at
-        skipped = 0
+            background = forward(previous)
 
-        rows, pending, last_commit = [], [], time.monotonic()
+        rows, pending, last_commit = [], [], [time.monotonic()]
 
         def commit():
             # the batch leaves `pending` before it is written, so a write that fails is not retried below
             batch = pending[:]
             pending.clear()
             store.append(batch)
-        try:
-            for n_done, k in enumerate(windows, start=1):
-                if k > position:
-                    background = advance(setup.problem, background, setup.n_shift, jnp.asarray(k - position))
-                    skipped += k - position
-                sel = np.flatnonzero(usable & (k_obs == k))
-                start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
-                times, tidx = np.unique(t_s[sel], return_inverse=True)
-                # Padding depends on this window alone, so a run split anywhere computes the same numbers.
-                n_pad, t_pad = _bucket(len(sel)), _bucket(len(times))
-                pad = n_pad - len(sel)
-                wobs = WindowObs(
-                    times=jnp.asarray(np.pad((times - start_s) / clock.unit_s, (0, t_pad - len(times))), dtype),
-                    time_index=jnp.asarray(np.pad(tidx, (0, pad)), jnp.int32),
-                    coords=jnp.asarray(np.pad(coord_arr[sel], ((0, pad), (0, 0))), dtype),
-                    field=jnp.asarray(np.pad(field_idx[sel], (0, pad)), jnp.int32),
-                    value=jnp.asarray(np.pad(obs.value[sel], (0, pad)), dtype),
-                    error=jnp.asarray(np.pad(obs.error[sel], (0, pad), constant_values=1.0), dtype),
-                    mask=jnp.asarray(np.arange(n_pad) < len(sel)),
+        # Each window's observations, by one stable sort (in file order within a window).
+        order = np.flatnonzero(usable)
+        order = order[np.argsort(k_obs[order], kind="stable")]
+        bounds = np.searchsorted(k_obs[order], np.asarray(windows + [windows[-1] + 1]))
+        np_dtype = np.float64 if cfg.output.precision == "float64" else np.float32
+        n_truth = sum(int(np.prod([len(spec.grid[d]) for d in spec.grid_dims])) for _ in spec.fields)
+        no_truth = np.full(n_truth, np.nan, np_dtype)
+        timing = {"compile_seconds": 0.0, "analysis_seconds": 0.0}
+
+        def dispatch(n_done, k, background):
+            """Start window k on the device; -> what finish needs."""
+            t_window, c_window = time.perf_counter(), _COMPILE_SECONDS[0]
+            if k > position[0]:
+                background = advance(setup.problem, background, setup.n_shift, jnp.asarray(k - position[0]))
+                position[1] += k - position[0]
+            position[0] = k + 1
+            sel = order[bounds[n_done - 1]:bounds[n_done]]
+            start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
+            times, tidx = np.unique(t_s[sel], return_inverse=True)
+            # Padding depends on this window alone, so a run split anywhere computes the same numbers.
+            # (each padded time costs a partial model step per direction: pad times from 1)
+            n_pad, t_pad = _bucket(len(sel)), _bucket(len(times), 1)
+            pad = n_pad - len(sel)
+            wobs = WindowObs(
+                times=np.pad((times - start_s) / clock.unit_s, (0, t_pad - len(times))).astype(np_dtype),
+                time_index=np.pad(tidx.astype(np.int32), (0, pad)),
+                coords=np.pad(coord_arr[sel], ((0, pad), (0, 0))).astype(np_dtype),
+                field=np.pad(field_idx[sel].astype(np.int32), (0, pad)),
+                value=np.pad(obs.value[sel], (0, pad)).astype(np_dtype),
+                error=np.pad(obs.error[sel], (0, pad), constant_values=1.0).astype(np_dtype),
+                mask=np.arange(n_pad) < len(sel),
+            )
+            truth_start = truth_end = no_truth
+            if truth is not None:
+                index, truth_fields = truth
+                if start_s in index:
+                    truth_start = truth_fields(index[start_s]).astype(np_dtype)
+                if end_s in index:
+                    truth_end = truth_fields(index[end_s]).astype(np_dtype)
+            _, fetch = step(background, wobs, key, np.uint32(k), truth_start, truth_end)
+            # tracing and compiling happen inside the call above, before it returns
+            return [n_done, k, sel, start_s, end_s, fetch, t_window, _COMPILE_SECONDS[0] - c_window]
+
+        def finish(item):
+            """Window k's results to the host, checked, recorded and (when due) committed."""
+            n_done, k, sel, start_s, end_s, (res, prod), t_window, compiled, seconds = item
+            compile_s = min(seconds, compiled)
+            timing["compile_seconds"] += compile_s
+            timing["analysis_seconds"] += seconds - compile_s
+            if not (np.isfinite(res.cost_final) and np.isfinite(res.analysis).all() and np.isfinite(res.filter).all()):
+                raise DivergenceError(
+                    f"window {k} ({_iso(start_s)} to {_iso(end_s)}): the cost or the ensemble is not finite "
+                    f"(J before {float(res.cost_initial):.4g}); {out} keeps the windows before it. "
+                    "Try more inflation, a shorter window, or solver.method = \"levenberg-marquardt\""
                 )
-                res = jax.tree.map(np.asarray, step(setup, background, wobs, jax.random.fold_in(key, k)))
-                if not (np.isfinite(res.cost_final) and np.isfinite(res.analysis).all() and np.isfinite(res.filter).all()):
-                    raise DivergenceError(
-                        f"window {k} ({_iso(start_s)} to {_iso(end_s)}): the cost or the ensemble is not finite "
-                        f"(J before {float(res.cost_initial):.4g}); the store keeps the {k} window(s) before it. "
-                        "window(s). Try more inflation, a shorter window, or solver.method = \"levenberg-marquardt\""
-                    )
-                n_used = len(sel)
-                record = {
-                    "window_index": k, "window_start": start_s, "window_end": end_s, "model_time_start": clock.model_time(start_s),
-                    "background": res.background, "analysis": res.analysis, "filter": res.filter,
-                    "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
-                    "cost_o": res.cost_o, "dfs": res.dfs, "chi2": 2 * res.cost_o / max(n_used, 1),
-                    "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
-                    "n_rejected": rejected_in.get(k, 0),
-                    "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
-                    "oma_rms": res.oma_rms, "n_obs_variable": res.n_obs_field,
-                    "obs_time": t_s[sel], "obs_value": obs.value[sel], "obs_error": obs.error[sel],
-                    "hofx_background": res.hofx_background[:n_used], "hofx_analysis": res.hofx_analysis[:n_used],
-                    "obs_variable": field_idx[sel], "qc_flag": obs.qc[sel],
-                }
-                for j, c in enumerate(spec.coords):
-                    record[f"obs_{c}"] = coord_arr[sel, j]
-                vectors = {}
-                for stage, ens in (("background", res.background), ("analysis", res.analysis), ("filter", res.filter)):
-                    fields = [{f: np.asarray(a) for f, a in spec.to_fields(m[:n_state]).items()} for m in ens]
-                    vectors[stage] = np.stack([np.concatenate([fl[f].ravel() for f in spec.fields]) for fl in fields])
-                    for f in spec.fields:
-                        stack = np.stack([fl[f] for fl in fields])
-                        record[f"{f}_{stage}_mean"] = stack.mean(axis=0)
-                        if stage != "background":
-                            record[f"{f}_{stage}_spread"] = stack.std(axis=0, ddof=1)
-                        if stage == "analysis" and cfg.output.members:
-                            record[f"{f}_analysis_members"] = stack
-                record["spread_analysis"] = spread(vectors["analysis"])
-                record["spread_filter"] = spread(vectors["filter"])
-                if est:
-                    record["param_background"] = res.background[:, n_state:]
-                    record["param_analysis"] = res.analysis[:, n_state:]
-                nan = float("nan")
-                record.update(rmse_background=nan, rmse_analysis=nan, rmse_filter=nan, crps_analysis=nan)
-                if truth is not None:
-                    index, truth_fields = truth
-                    if start_s in index:
-                        xt = truth_fields(index[start_s])
-                        record["rmse_background"] = rmse(vectors["background"], xt)
-                        record["rmse_analysis"] = rmse(vectors["analysis"], xt)
-                        record["crps_analysis"] = crps(vectors["analysis"], xt)
-                    if end_s in index:
-                        record["rmse_filter"] = rmse(vectors["filter"], truth_fields(index[end_s]))
-                pending.append({name: np.asarray(v) for name, v in record.items()})
-                if time.monotonic() - last_commit >= cfg.output.commit_seconds or k == windows[-1]:
-                    commit()
-                    last_commit = time.monotonic()
-                # The next background by the same compiled forecast a resumed run applies to the stored
-                # analysis (the step's own next_background can differ in the last bits: another fusion).
-                background = forward(setup.problem, jnp.asarray(res.analysis, dtype), setup.n_shift)[-1]
-                position = k + 1
-                row = {
-                    "window": k, "start": _iso(start_s), "end": _iso(end_s),
-                    "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
-                    "iterations": int(res.iterations), "converged": bool(res.converged), "n_obs": n_used,
-                    "n_rejected": int(record["n_rejected"]), "chi2": float(record["chi2"]),
-                    "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
-                    "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
-                }
-                if est:
-                    row["parameters"] = {n: float(res.analysis[:, n_state + i].mean()) for i, n in enumerate(est)}
-                    row["parameters_spread"] = {n: float(res.analysis[:, n_state + i].std(ddof=1))
-                                                for i, n in enumerate(est)}
-                rows.append(row)
-                if progress is not None:
-                    progress(n_done, len(windows), row)
-                if stop() and k != windows[-1]:
-                    commit()
-                    raise Interrupted(f"stopped after window {k}; {out} holds {store.n_windows} complete window(s). "
-                                      "Run the same command again to continue")
+            n_used = len(sel)
+            record = {
+                "window_index": k, "window_start": start_s, "window_end": end_s, "model_time_start": clock.model_time(start_s),
+                "background": res.background, "analysis": res.analysis, "filter": res.filter,
+                "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
+                "cost_o": res.cost_o, "dfs": res.dfs, "chi2": 2 * res.cost_o / max(n_used, 1),
+                "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
+                "n_rejected": rejected_in.get(k, 0), "seconds": seconds, "compile_seconds": compile_s,
+                "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
+                "oma_rms": res.oma_rms, "n_obs_variable": res.n_obs_field,
+                "obs_time": t_s[sel], "obs_value": obs.value[sel], "obs_error": obs.error[sel],
+                "hofx_background": res.hofx_background[:n_used], "hofx_analysis": res.hofx_analysis[:n_used],
+                "obs_variable": field_idx[sel], "qc_flag": obs.qc[sel],
+                **prod,
+            }
+            for j, c in enumerate(spec.coords):
+                record[f"obs_{c}"] = coord_arr[sel, j]
+            if est:
+                record["param_background"] = res.background[:, n_state:]
+                record["param_analysis"] = res.analysis[:, n_state:]
+            pending.append({name: np.asarray(v) for name, v in record.items()})
+            if time.monotonic() - last_commit[0] >= cfg.output.commit_seconds or k == windows[-1]:
+                commit()
+                last_commit[0] = time.monotonic()
+            row = {
+                "window": k, "start": _iso(start_s), "end": _iso(end_s),
+                "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
+                "iterations": int(res.iterations), "converged": bool(res.converged), "n_obs": n_used,
+                "n_rejected": int(record["n_rejected"]), "chi2": float(record["chi2"]),
+                "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
+                "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
+                "seconds": round(seconds, 6), "compile_seconds": round(compile_s, 6),
+            }
+            if est:
+                row["parameters"] = {n: float(res.analysis[:, n_state + i].mean()) for i, n in enumerate(est)}
+                row["parameters_spread"] = {n: float(res.analysis[:, n_state + i].std(ddof=1))
+                                            for i, n in enumerate(est)}
+            rows.append(row)
+            if progress is not None:
+                progress(n_done, len(windows), row)
+            if stop() and k != windows[-1]:
+                commit()
+                raise Interrupted(f"stopped after window {k}; {out} holds {store.n_windows} complete window(s). "
+                                  "Run the same command again to continue")
+
+        # One window's lag: window k's analysis runs on the device while the host records and commits
+        # window k-1. (A failure found in window k-1 discards window k's work; nothing of it is stored.)
+        position = [first_k, 0]  # the window whose start the background is at; windows skipped
+        try:
+            previous_item = None
+            for n_done, k in enumerate(windows, start=1):
+                item = dispatch(n_done, k, background)
+                if previous_item is not None:
+                    finish(previous_item)
+                item[5] = item[5]()  # window k's results on the host
+                item.append(time.perf_counter() - item[6])
+                # The next background by the same compiled forecast of the same host copy of the analysis a
+                # resumed run applies to the stored one: a run split anywhere gives the same bits.
+                background = forward(jnp.asarray(item[5][0].analysis))
+                previous_item = item
+            if previous_item is not None:
+                finish(previous_item)
         finally:
             commit()  # finished windows are kept on any exit: an error, a divergence
 
-        summary = _summary(out, resumed, rows, obs, store.n_windows, skipped)
+        summary = _summary(out, resumed, rows, obs, store.n_windows, position[1])
+        summary["compile_seconds"] = round(timing["compile_seconds"], 3)
+        summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
         for key, what in (("windows_unconverged", "stopped at solver.max_iterations without meeting the tolerance"),
                           ("windows_inconsistent", "have a chi2 = 2 Jo / n_obs more than 4 standard deviations above 1 "
                            "(the analysis does not fit the observations as their errors allow)")):
@@ -417,6 +460,90 @@ def run(
                      f"{', '.join(map(str, summary[key][:10]))}{' ...' if len(summary[key]) > 10 else ''}; "
                      "see 'converged' and 'chi2' in the store")
         return summary
+
+
+def window_functions(setup, products=None):
+    """The compiled window step ``(background, obs, key, k, *extra) -> (WindowResult, products)`` and
+    the forecast of an analysis to the next window's start ``(ensemble) -> ensemble``.
+
+    ``products(result, *extra)`` (the store's fields and scores) is compiled into the same call as the
+    analysis, and everything comes back to the host as one array: one dispatch and one transfer per
+    window. The forecast is a program of its own. Feed it the host copy of the analysis (what a
+    resumed run reads from the store), not the step's device output: XLA may compute the analysis
+    in two fusions rounded differently, and a run split anywhere must give the same bits.
+
+    ``jax.jit`` on the setup's arrays with its static parts closed over: less Python per call than
+    ``eqx.filter_jit`` (which matters at 10^4 short windows); the forecast's last-step selection is
+    inside the compiled call (an eager slice costs more than the forecast itself)."""
+    import equinox as eqx
+    import jax
+
+    from levda_cli.core import analyse_window, propagate
+
+    arrays, static = eqx.partition(setup, eqx.is_array)
+
+    import jax.numpy as jnp
+    import numpy as np
+
+    layouts = {}  # how to unpack the packed outputs, per input shapes (recorded when traced)
+
+    def shapes(args):
+        return tuple(np.shape(leaf) for leaf in jax.tree.leaves(args))
+
+    def step(a, bg, wobs, key, k, *extra):
+        res = analyse_window(eqx.combine(a, static), bg, wobs, jax.random.fold_in(key, k))
+        out = (res, products(res, *extra) if products is not None else None)
+        # Everything the host needs in one array (one transfer instead of one per output).
+        leaves, treedef = jax.tree.flatten(out)
+        sizes = [int(np.prod(leaf.shape, dtype=np.int64)) for leaf in leaves]
+        layouts[shapes((bg, wobs, key, k, *extra))] = (treedef, [
+            (int(sum(sizes[:i])), size, leaf.shape, np.dtype(leaf.dtype)) for i, (size, leaf) in enumerate(zip(sizes, leaves))])
+        packed = jnp.concatenate([jnp.ravel(leaf).astype(bg.dtype) for leaf in leaves])
+        return res.analysis, packed
+
+    def unpack(packed, layout):
+        treedef, leaves = layout
+        flat = np.asarray(packed)
+        parts = [flat[at:at + n].reshape(shape).astype(dtype, copy=False) for at, n, shape, dtype in leaves]
+        return jax.tree.unflatten(treedef, parts)
+
+    step_jit = jax.jit(step)
+    forward_jit = jax.jit(lambda a, ens: propagate(eqx.combine(a, static).problem, ens, setup.n_shift)[-1])
+
+    def run_step(*args):
+        """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""
+        analysis, packed = step_jit(arrays, *args)
+        layout = layouts[shapes(args)]
+        return analysis, lambda: unpack(packed, layout)
+
+    return run_step, (lambda ens: forward_jit(arrays, ens))
+
+
+def _window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end):
+    """Means and spreads on the output grid, members, and scores against the truth (NaN without
+    one) of a window's three ensembles, in one compiled call."""
+    import jax
+    import jax.numpy as jnp
+
+    from levda_cli.core.diagnostics import crps, rmse, spread
+
+    out, vectors = {}, {}
+    for stage, ens in (("background", background), ("analysis", analysis), ("filter", filtered)):
+        stack = jax.vmap(lambda m: to_fields(m[:n_state]))(ens)
+        vectors[stage] = jnp.concatenate([stack[f].reshape(ens.shape[0], -1) for f in fields], axis=1)
+        for f in fields:
+            out[f"{f}_{stage}_mean"] = stack[f].mean(axis=0)
+            if stage != "background":
+                out[f"{f}_{stage}_spread"] = stack[f].std(axis=0, ddof=1)
+            if stage == "analysis" and members:
+                out[f"{f}_analysis_members"] = stack[f]
+    out["spread_analysis"] = spread(vectors["analysis"])
+    out["spread_filter"] = spread(vectors["filter"])
+    out["rmse_background"] = rmse(vectors["background"], truth_start)
+    out["rmse_analysis"] = rmse(vectors["analysis"], truth_start)
+    out["crps_analysis"] = crps(vectors["analysis"], truth_start)
+    out["rmse_filter"] = rmse(vectors["filter"], truth_end)
+    return out
 
 
 def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype, spinup=None):

@@ -199,7 +199,7 @@ def test_sigterm_commits_finished_windows_and_resumes(tmp_path, cli_env):
     import time
 
     levda("simulate", "lorenz96", "--out", "t.zarr", "--duration", "20", env=cli_env, cwd=tmp_path)
-    levda("observe", "t.zarr", "--out", "o.csv", "--sites", "every:4", env=cli_env, cwd=tmp_path)
+    levda("observe", "t.zarr", "--out", "o.csv", env=cli_env, cwd=tmp_path)  # every site: a well-posed filter
     args = [*LEVDA, "assimilate", "o.csv", "--model", "lorenz96", "--out", "an.zarr", "-q",
             "--set", "output.commit_seconds=0"]
     proc = subprocess.Popen(args, env=cli_env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)

@@ -128,6 +128,22 @@ def test_damaged_last_window_refused_on_resume(tmp_path, cli_env):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("version,needle", [(1, "levda <= 0.3.1"), (2, "levda 0.4")])
+def test_older_store_layouts_refused_with_a_message(tmp_path, cli_env, version, needle):
+    """Store v3 (0.5) added per-window timing arrays; a v1 or v2 store is refused, not half-appended."""
+    obs = _obs(tmp_path / "obs.csv", [6])
+    args = ["--model", "lorenz96", "-c", CONFIG, *FAST, "--out", "an.zarr"]
+    assert _run(["assimilate", obs, *args], tmp_path, cli_env).exit_code == 0
+    meta_path = tmp_path / "an.zarr" / ".zmetadata"
+    meta = json.loads(meta_path.read_text())
+    meta["metadata"][".zattrs"]["levda_store_version"] = version
+    meta_path.write_text(json.dumps(meta))
+    before = sorted((p.name, p.stat().st_size) for p in (tmp_path / "an.zarr").rglob("*"))
+    result = _run(["assimilate", _obs(tmp_path / "later.csv", [12]), *args], tmp_path, cli_env)
+    assert result.exit_code == 5 and needle in result.output and "Traceback" not in result.output
+    assert sorted((p.name, p.stat().st_size) for p in (tmp_path / "an.zarr").rglob("*")) == before
+
+
 def test_gap_is_one_forecast_not_a_window_loop(tmp_path, cli_env):
     """Observations, then nothing for 5,000 windows (about 3.4 years of 6-hourly cycles), then more:
     two analyses, the ensemble forecast across the gap, and the background after it equals the

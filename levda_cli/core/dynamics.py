@@ -138,7 +138,8 @@ def forecast(problem: Problem, v: Float[Array, " n_ctrl"], n_steps: int) -> Floa
         return x, x
 
     x0 = v[: problem.n_state]
-    _, xs = jax.lax.scan(body, x0, None, length=n_steps)
+    # short windows unrolled: a loop of a few steps costs more in loop overhead than in arithmetic
+    _, xs = jax.lax.scan(body, x0, None, length=n_steps, unroll=n_steps <= 4)
     xs = jnp.concatenate([x0[None], xs])
     params = jnp.broadcast_to(v[problem.n_state :], (n_steps + 1, v.shape[0] - problem.n_state))
     return jnp.concatenate([xs, params], axis=1)

@@ -64,6 +64,15 @@ def _blocks(obs: WindowObs, geometry, block: int):
     return jax.tree.map(shape, arrays)
 
 
+def _scan(body, carry, blocks):
+    """``lax.scan`` over the blocks; with one block, the body itself (no loop: less overhead per
+    iteration for the small windows of long cycling runs)."""
+    if jax.tree.leaves(blocks)[0].shape[0] == 1:
+        carry, out = body(carry, jax.tree.map(lambda a: a[0], blocks))
+        return carry, out[None]
+    return jax.lax.scan(body, carry, blocks)
+
+
 class ObservationTerm(eqx.Module):
     """A window's observation operator about ``v_bar + X w``, evaluated block by block."""
 
@@ -96,7 +105,7 @@ class ObservationTerm(eqx.Module):
             ti, g, f = blk[:3]
             return None, self._sample(prepared, mu, ti, g, f)
 
-        _, h = jax.lax.scan(body, None, _blocks(self.obs, self.geometry, self.block))
+        _, h = _scan(body, None, _blocks(self.obs, self.geometry, self.block))
         return h.reshape(-1)[:n_obs]
 
     def linearise(self, v_bar: Float[Array, " n_ctrl"], X: Float[Array, "n_ctrl n_ens"],
@@ -123,5 +132,5 @@ class ObservationTerm(eqx.Module):
             return (StS + S.T @ S, Std + S.T @ d), d
 
         zero = (jnp.zeros((n_ens, n_ens), X.dtype), jnp.zeros(n_ens, X.dtype))
-        (StS, Std), d = jax.lax.scan(body, zero, _blocks(self.obs, self.geometry, self.block))
+        (StS, Std), d = _scan(body, zero, _blocks(self.obs, self.geometry, self.block))
         return Linearisation(d=d.reshape(-1)[:n_obs], StS=StS, Std=Std)

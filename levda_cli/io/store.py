@@ -45,7 +45,7 @@ import numpy as np
 
 from levda_cli.errors import StoreError, StoreLockedError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TIME_ATTRS = {"units": "seconds since 1970-01-01T00:00:00", "calendar": "proleptic_gregorian"}
 
 
@@ -67,16 +67,17 @@ _MUST_BE_FINITE = ("analysis", "filter", "background", "model_time_start", "cost
 _MUST_BE_SET = ("window_start", "window_end", "window_index")
 
 
-CHUNK_BYTES = 1 << 20  # target size of one chunk before compression
-OBS_CHUNK = 1024  # observation slots per chunk
-MAX_WINDOWS_PER_CHUNK = 1024
+CHUNK_BYTES = 4 << 20  # target size of one chunk before compression
+OBS_CHUNK = 4096  # at most this many observation slots per chunk
+MAX_WINDOWS_PER_CHUNK = 4096
 
 
 def _chunks(spec: ArraySpec) -> tuple[int, ...]:
-    """Chunks hold many windows (about ``CHUNK_BYTES`` each, at most 1024 windows), so the store's file
-    count grows with its size, not with windows x arrays; observation slots are chunked 1024 wide.
+    """Chunks hold many windows (about ``CHUNK_BYTES`` each, at most ``MAX_WINDOWS_PER_CHUNK``), so the
+    store's file count grows with its size, not with windows x arrays; observation slots are chunked
+    as wide as the array's initial width (the first run's largest window), at most ``OBS_CHUNK``.
     Appending rewrites the last chunk of each array (atomically: written aside, then renamed)."""
-    inner = [OBS_CHUNK if d == "obs" else max(1, n) for d, n in zip(spec.dims, spec.shape)]
+    inner = [min(OBS_CHUNK, max(1, n)) if d == "obs" else max(1, n) for d, n in zip(spec.dims, spec.shape)]
     per_window = int(np.prod(inner)) * np.dtype(spec.dtype).itemsize
     windows = int(min(MAX_WINDOWS_PER_CHUNK, max(1, CHUNK_BYTES // per_window)))
     return (windows, *inner)
@@ -158,7 +159,8 @@ class AnalysisStore:
         for name, spec in specs.items():
             root.create_array(
                 name,
-                shape=(0, *spec.shape),
+                # observation slots grow with the widest window written; spec.shape sets their chunking
+                shape=(0, *(0 if d == "obs" else n for d, n in zip(spec.dims, spec.shape))),
                 chunks=_chunks(spec),
                 dtype=spec.dtype,
                 fill_value=spec.fill,
@@ -183,7 +185,7 @@ class AnalysisStore:
             version = attrs.get("levda_store_version")
             if version != FORMAT_VERSION:
                 raise StoreError(f"{path} has store version {version}; this levda writes version {FORMAT_VERSION} "
-                                 f"({'written by levda <= 0.3.1: ' if version == 1 else ''}start a new store, "
+                                 f"({ {1: 'written by levda <= 0.3.1: ', 2: 'written by levda 0.4: '}.get(version, '')}start a new store, "
                                  "or use the levda version that wrote it)")
             n = attrs["n_windows"]
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:

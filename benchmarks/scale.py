@@ -1,0 +1,267 @@
+"""Scale on one device: the observation term per Gauss-Newton iteration, and 10^4 cycles through the CLI.
+
+Part 1 (``--part linearisation``): for latent tsunami (the shipped surrogate) and full-state
+tsunami at 150 x 150, observations at random places and times in one window, N = 16 and 64:
+seconds per Gauss-Newton iteration (one blocked linearisation + the N x N solve, as the solver
+runs it) and the process's peak memory, each size in its own process. Beside each, a floor
+measured in the same process: one batched evaluation of the same points along the same
+directions (``jax.jvp`` of the observation operator over every observation at once, no blocks,
+no scan), i.e. the arithmetic alone, and the ratio.
+
+Part 2 (``--part cycles``): 10^4 Lorenz-96 cycles (N = 20, L = 1, 40 observations per window)
+through ``levda assimilate`` as a user runs it (a subprocess, with --truth, members stored), and the
+same cycles in the core alone (the same compiled window step and forecast called in a Python
+loop on prepared observations); the store's file count.
+
+    python benchmarks/scale.py                       # both parts (~25 min on 2 cores)
+    python benchmarks/scale.py --part cycles --windows 2000
+
+Writes benchmarks/results/scale.md (and scale.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).parents[1]
+RESULTS = Path(__file__).parent / "results"
+
+
+# -- part 1: one window's observation term --------------------------------------------------------
+
+def _linearisation_case(mode: str, n_obs: int, n_ens: int, block: int, repeats: int) -> dict:
+    """Runs in a child process: build the case, time an iteration and the floor, report peak RSS."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    from levda_cli.config import default_block
+    from levda_cli.core import Problem, WindowObs
+    from levda_cli.core.linearise import ObservationTerm
+    from levda_cli.core.prior import GaussianPrior
+    from levda_cli.core.solver import GaussNewton
+    from levda_cli.models import model_spec, surrogate_spec
+
+    rng = np.random.default_rng(0)
+    if mode == "latent":
+        spec, header = surrogate_spec(REPO / "sample_data" / "surrogates" / "tsunami.ckpt")
+        dyn = spec.dynamics
+        problem = Problem(dyn, jnp.array([5e5, 5e5]), (0, 1))
+        n_steps = 4  # a 20-minute window of 300 s latent steps
+        window_seconds = n_steps * dyn.dt
+        # members: the latent state 1200 s after the origin, parameters around the centre
+        mu = jnp.asarray(np.stack([rng.uniform(3e5, 7e5, n_ens), rng.uniform(3e5, 7e5, n_ens)], 1))
+        z = jax.vmap(lambda m: dyn.latent_trajectory(m, jnp.array([1200.0]), 4)[0])(mu)
+        ens = jnp.concatenate([z, mu], axis=1)
+    else:
+        spec = model_spec("tsunami", 150)
+        dyn = spec.dynamics
+        problem = Problem(dyn, jnp.array([5e5, 5e5]))
+        window_seconds = 1200.0
+        n_steps = int(round(window_seconds / dyn.dt))
+        x0 = dyn.initial_state(jnp.array([5e5, 5e5]))
+        x0 = jax.jit(lambda x: jax.lax.fori_loop(0, 10, lambda i, y: dyn.step(y, None, dyn.dt), x))(x0)
+        ens = x0 + 1e-3 * jax.random.normal(jax.random.PRNGKey(1), (n_ens, x0.shape[0]))
+    n_times = 20  # random whole seconds in the window, 20 distinct (a 1-minute sampling)
+    times = np.sort(rng.choice(np.arange(1, int(window_seconds) + 1), n_times, replace=False)).astype(float)
+    obs = WindowObs(times=jnp.asarray(times), time_index=jnp.asarray(rng.integers(0, n_times, n_obs), jnp.int32),
+                    coords=jnp.asarray(rng.uniform(1e4, 9.9e5, (n_obs, 2))),
+                    field=jnp.asarray(rng.integers(0, 3, n_obs), jnp.int32),
+                    value=jnp.asarray(rng.normal(0, 0.1, n_obs)), error=jnp.full(n_obs, 0.05),
+                    mask=jnp.ones(n_obs, bool))
+    v_bar = ens.mean(axis=0)
+    X = (ens - v_bar).T / np.sqrt(n_ens - 1.0)
+    n_ctrl = X.shape[0]
+    directions = min(n_ens, n_ctrl)
+    block = block or default_block(dyn, directions)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    @jax.jit
+    def iteration(w):
+        """One Gauss-Newton iteration as the solver makes it: linearise, then the N x N step."""
+        term = ObservationTerm.build(problem, obs, n_steps, block)
+        lin = term.linearise(v_bar, X, w)
+        H = jnp.eye(n_ens) + lin.StS
+        return w + jnp.linalg.solve(H, lin.Std - w), lin.d @ lin.d
+
+    @jax.jit
+    def floor(w):
+        """The same points and directions in one batched JVP: no blocks, no scan."""
+        T = jnp.eye(n_ctrl) if n_ctrl < n_ens else X
+        v = v_bar + X @ w
+        geometry = jax.vmap(dyn.geometry)(obs.coords, obs.field)
+
+        def h(v):
+            from levda_cli.core.dynamics import states_at
+
+            xs = states_at(problem, v, obs.times, n_steps)
+            _, mu = problem.split(v)
+            prepared = dyn.prepare(xs, mu)
+            return jax.vmap(lambda t, g, f: dyn.sample(prepared, mu, t, g, f))(obs.time_index, geometry, obs.field)
+
+        value, tangents = jax.vmap(lambda t: jax.jvp(h, (v,), (t,)), in_axes=1, out_axes=(None, 1))(T)
+        return value.sum() + tangents.sum()
+
+    w = jnp.zeros(n_ens)
+
+    def timed(f):
+        jax.block_until_ready(f(w))  # compile
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(w))
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    t_iter = timed(iteration)
+    rss_iter = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        t_floor = timed(floor)
+    except Exception as err:  # the unblocked floor may not fit where the blocked run does
+        t_floor = float("nan")
+        print(f"floor failed: {type(err).__name__}", file=sys.stderr)
+    return {"mode": mode, "n_obs": n_obs, "n_ens": n_ens, "n_ctrl": n_ctrl, "directions": directions,
+            "block": block, "seconds_per_iteration": t_iter, "floor_seconds": t_floor,
+            "ratio": t_iter / t_floor, "peak_rss_mib_iteration": rss_iter / 1024,
+            "rss_before_mib": rss0 / 1024}
+
+
+def part_linearisation(sizes, ens_sizes, modes, repeats) -> list[dict]:
+    rows = []
+    for mode in modes:
+        for n_ens in ens_sizes:
+            for n_obs in sizes:
+                code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import scale; "
+                        f"print(json.dumps(scale._linearisation_case({mode!r}, {n_obs}, {n_ens}, 0, {repeats})))")
+                t0 = time.perf_counter()
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+                if out.returncode != 0:
+                    rows.append({"mode": mode, "n_obs": n_obs, "n_ens": n_ens, "error": out.stderr[-500:]})
+                    print(rows[-1], flush=True)
+                    continue
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                row["process_seconds"] = time.perf_counter() - t0
+                rows.append(row)
+                print(row, flush=True)
+    return rows
+
+
+# -- part 2: many cycles through the CLI and in the core ------------------------------------------
+
+def _levda(*args, cwd, env, capture=True):
+    return subprocess.run([sys.executable, "-m", "levda_cli", *map(str, args)], cwd=cwd, env=env, check=True,
+                          capture_output=capture, text=True)
+
+
+def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
+    """The same windows in the core alone: the CLI's compiled step and forecast, observations prepared
+    on the device beforehand, no store, no diagnostics."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    from levda_cli.config import AssimilateConfig, load_config, window_setup
+    from levda_cli.core import WindowObs
+    from levda_cli.cycling import _initial_ensemble, window_functions
+    from levda_cli.config import parameter_setup
+    from levda_cli.io.observations import read_observations
+
+    cfg = load_config(AssimilateConfig, REPO / "configs" / "lorenz96.toml")
+    spec = cfg.model.spec()
+    setup = window_setup(cfg, spec)
+    obs = read_observations([obs_csv])
+    hours = (obs.time - np.datetime64("2000-01-01T00:00:00")).astype("timedelta64[h]").astype(int)
+    k = hours // 6 - 1
+    order = np.argsort(k, kind="stable")
+    bounds = np.searchsorted(k[order], np.arange(n_windows + 1))
+    windows = []
+    for i in range(n_windows):
+        sel = order[bounds[i]:bounds[i + 1]]
+        n = len(sel)
+        windows.append(jax.device_put(WindowObs(
+            times=np.asarray([0.05]),
+            time_index=np.zeros(64, np.int32), coords=np.pad(obs.coords["site"][sel][:, None], ((0, 64 - n), (0, 0))),
+            field=np.zeros(64, np.int32), value=np.pad(obs.value[sel], (0, 64 - n)),
+            error=np.pad(obs.error[sel], (0, 64 - n), constant_values=1.0), mask=np.arange(64) < n)))
+    _, est, mean, std, _ = parameter_setup(cfg, spec.params)
+    key = jax.random.PRNGKey(cfg.ensemble.seed)
+    background = _initial_ensemble(spec, setup, cfg, est, mean, std, jax.random.fold_in(key, 10**9), jnp.float64)
+    step, forward = window_functions(setup)
+    analysis, _ = step(background, windows[0], key, np.uint32(0))  # compile both
+    jax.block_until_ready(forward(analysis))
+    t0 = time.perf_counter()
+    for i, wobs in enumerate(windows):
+        analysis, _ = step(background, wobs, key, np.uint32(i))
+        background = forward(analysis)
+    jax.block_until_ready(background)
+    return {"core_seconds": time.perf_counter() - t0}
+
+
+def part_cycles(n_windows: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        env = dict(os.environ, LEVDA_CACHE_DIR=str(tmp / "cache"))
+        duration = n_windows * 0.05
+        _levda("simulate", "lorenz96", "--out", "truth.zarr", "--duration", f"{duration:g}", cwd=tmp, env=env)
+        _levda("observe", "truth.zarr", "--out", "obs.csv", cwd=tmp, env=env)
+        cmd = ["assimilate", "obs.csv", "-c", REPO / "configs" / "lorenz96.toml", "--truth", "truth.zarr",
+               "--out", "an.zarr", "--json", "-q"]
+        t0 = time.perf_counter()
+        out = _levda(*cmd, cwd=tmp, env=env)
+        cli_seconds = time.perf_counter() - t0
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        files = sum(1 for p in (tmp / "an.zarr").rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in (tmp / "an.zarr").rglob("*") if p.is_file())
+        import numpy as np
+
+        rows = summary["windows"]
+        rmse = float(np.mean([r["rmse_filter"] for r in rows[len(rows) // 10:]]))
+        spread = float(np.mean([r["spread_filter"] for r in rows[len(rows) // 10:]]))
+        code = (f"import json,sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import scale; "
+                f"print(json.dumps(scale._core_cycles({str(tmp / 'obs.csv')!r}, {n_windows})))")
+        core = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                         env=env).stdout.strip().splitlines()[-1])
+    return {"windows": n_windows, "cli_seconds": cli_seconds, "compile_seconds": summary["compile_seconds"],
+            "analysis_seconds": summary["analysis_seconds"], "core_seconds": core["core_seconds"],
+            "ratio": cli_seconds / core["core_seconds"], "files": files, "store_mib": size / 2**20,
+            "rmse_filter": rmse, "spread_filter": spread, "unconverged": len(summary["windows_unconverged"])}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--part", choices=["all", "linearisation", "cycles"], default="all")
+    ap.add_argument("--windows", type=int, default=10_000)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--ensembles", default="16,64")
+    ap.add_argument("--modes", default="latent,full")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    machine = f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores"
+    results = {"machine": machine, "date": time.strftime("%Y-%m-%d")}
+    if args.part in ("all", "linearisation"):
+        results["linearisation"] = part_linearisation([int(s) for s in args.sizes.split(",")],
+                                                      [int(s) for s in args.ensembles.split(",")],
+                                                      args.modes.split(","), args.repeats)
+    if args.part in ("all", "cycles"):
+        results["cycles"] = part_cycles(args.windows)
+        print(results["cycles"], flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    name = "scale" if args.part == "all" else f"scale_{args.part}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
