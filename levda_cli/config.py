@@ -127,7 +127,9 @@ class ObservationConfig(_Strict):
 
 class OutputConfig(_Strict):
     members: bool = Field(True, description="store every analysis member's fields, not only mean and spread")
-    precision: Literal["float64", "float32"] = "float64"
+    precision: Literal["float64", "float32"] = Field("float64", description=(
+        "the model and decoder's precision (float32: faster on GPUs); the ensemble, the N x N algebra, "
+        "the cost and the store stay float64"))
     commit_seconds: float = Field(2.0, ge=0, description="commit finished windows at least this often (0: each)")
 
 
@@ -372,6 +374,7 @@ def window_setup(cfg: AssimilateConfig, spec):
     block = cfg.solver.block_size or default_block(spec.dynamics, min(cfg.ensemble.size, n_ctrl))
     return WindowSetup(
         block=block,
+        compute=cfg.output.precision,
         problem=problem,
         solver=solver,
         inflation=tuple(inflation),

@@ -35,7 +35,9 @@ def configure_jax(precision: str = "float64") -> None:
     """Precision and the persistent compilation cache (a cron cycle's second start is faster)."""
     import jax
 
-    jax.config.update("jax_enable_x64", precision == "float64")
+    # float64 always: the ensemble, the N x N algebra and the cost; output.precision = "float32" runs
+    # the model and the decoder in single precision (core.linearise.ObservationTerm)
+    jax.config.update("jax_enable_x64", True)
     cache = os.environ.get("LEVDA_CACHE_DIR", str(Path.home() / ".cache" / "levda" / "jax"))
     if cache and cache.lower() != "off":
         jax.config.update("jax_compilation_cache_dir", cache)
@@ -246,7 +248,7 @@ def run(
     values, est, prior_mean, prior_std, _ = parameter_setup(cfg, spec.params)
     n_ens, n_state = cfg.ensemble.size, spec.dynamics.n_state
     n_ctrl = n_state + len(est)
-    dtype = jnp.float64 if cfg.output.precision == "float64" else jnp.float32
+    dtype = jnp.float64  # the ensemble's precision; the model's is cfg.output.precision
     # observation slots chunked as wide as this run's fullest window (a new store's layout)
     ok_k = k_obs[(obs.qc == obsio.QC_OK) & (k_obs >= 0)]
     widest = int(np.unique(ok_k, return_counts=True)[1].max()) if ok_k.size else 16
@@ -333,7 +335,7 @@ def run(
         order = np.flatnonzero(usable)
         order = order[np.argsort(k_obs[order], kind="stable")]
         bounds = np.searchsorted(k_obs[order], np.asarray(windows + [windows[-1] + 1]))
-        np_dtype = np.float64 if cfg.output.precision == "float64" else np.float32
+        np_dtype = np.float64
         n_truth = sum(int(np.prod([len(spec.grid[d]) for d in spec.grid_dims])) for _ in spec.fields)
         no_truth = np.full(n_truth, np.nan, np_dtype)
         timing = {"compile_seconds": 0.0, "analysis_seconds": 0.0}
@@ -342,7 +344,7 @@ def run(
             """Start window k on the device; -> what finish needs."""
             t_window, c_window = time.perf_counter(), _COMPILE_SECONDS[0]
             if k > position[0]:
-                background = advance(setup.problem, background, setup.n_shift, jnp.asarray(k - position[0]))
+                background = advance(setup, background, jnp.asarray(k - position[0]))
                 position[1] += k - position[0]
             position[0] = k + 1
             sel = order[bounds[n_done - 1]:bounds[n_done]]
@@ -478,7 +480,7 @@ def window_functions(setup, products=None):
     import equinox as eqx
     import jax
 
-    from levda_cli.core import analyse_window, propagate
+    from levda_cli.core import analyse_window, forecast_ensemble
 
     arrays, static = eqx.partition(setup, eqx.is_array)
 
@@ -508,7 +510,7 @@ def window_functions(setup, products=None):
         return jax.tree.unflatten(treedef, parts)
 
     step_jit = jax.jit(step)
-    forward_jit = jax.jit(lambda a, ens: propagate(eqx.combine(a, static).problem, ens, setup.n_shift)[-1])
+    forward_jit = jax.jit(lambda a, ens: forecast_ensemble(eqx.combine(a, static), ens, setup.n_shift)[-1])
 
     def run_step(*args):
         """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""

@@ -93,3 +93,20 @@ def test_latent_control_is_smaller_than_the_ensemble_in_the_case_above():
     """The surrogate case at N = 9 differentiates along 7 control axes (the control-space path)."""
     problem, v0, *_ = CASES["surrogate"]
     assert v0.shape[0] < 9 and CASES["lorenz96"][1].shape[0] > 9
+
+
+@pytest.mark.parametrize("name", ["tsunami", "surrogate"])
+def test_float32_compute_path_agrees_with_float64(name):
+    """Model and decoder in single precision, innovations and sums in double: the same numbers to
+    single-precision accuracy, and the sums come back as float64."""
+    problem, v0, sampler, n_field, n_steps = CASES[name]
+    obs = _obs(sampler, n_field, problem.dynamics.dt, n_steps)
+    n_ens = 6
+    X = (jnp.abs(v0) * 1e-3 + 1e-2)[:, None] * jax.random.normal(jax.random.PRNGKey(7), (v0.shape[0], n_ens))
+    w = 0.2 * jax.random.normal(jax.random.PRNGKey(8), (n_ens,))
+    ref = ObservationTerm.build(problem, obs, n_steps, 16).linearise(v0, X, w)
+    low = ObservationTerm.build(problem, obs, n_steps, 16, "float32").linearise(v0, X, w)
+    assert low.d.dtype == low.StS.dtype == jnp.float64
+    scale = float(jnp.abs(ref.d).max())
+    np.testing.assert_allclose(low.d, ref.d, rtol=0, atol=1e-4 * scale)
+    np.testing.assert_allclose(low.StS, ref.StS, rtol=0, atol=1e-3 * float(jnp.abs(ref.StS).max()))

@@ -7,7 +7,9 @@ from levda_cli.core.dynamics import AbstractDynamics, Problem, WindowObs, foreca
 from levda_cli.core.inflation import RTPS, AbstractInflation, Multiplicative, ParameterJitter
 from levda_cli.core.prior import AbstractPrior, FiniteSizePrior, GaussianPrior
 from levda_cli.core.solver import AbstractSolver, GaussNewton, LevenbergMarquardt
-from levda_cli.core.window import WindowResult, WindowSetup, advance_windows, analyse_window, propagate
+from levda_cli.core.window import (
+    WindowResult, WindowSetup, advance_windows, analyse_window, forecast_ensemble, propagate,
+)
 
 __all__ = [
     "AbstractDynamics",
@@ -28,6 +30,7 @@ __all__ = [
     "advance_windows",
     "analyse_window",
     "forecast",
+    "forecast_ensemble",
     "predict",
     "propagate",
 ]

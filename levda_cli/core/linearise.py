@@ -48,6 +48,16 @@ def dense(residual: Callable[[Array], Array], w: Float[Array, " n_ens"]) -> tupl
     return d, -jac
 
 
+def in_precision(tree, dtype):
+    """``tree`` with its floating arrays cast to ``dtype`` (the model and decoder's compute precision)."""
+    def cast(a):
+        if eqx.is_array(a) and jnp.issubdtype(a.dtype, jnp.floating):
+            return a.astype(dtype)
+        return a
+
+    return jax.tree.map(cast, tree)
+
+
 def _blocks(obs: WindowObs, geometry, block: int):
     """The per-observation arrays padded to whole blocks and shaped ``(n_blocks, block, ...)``."""
     n_obs = obs.value.shape[0]
@@ -74,21 +84,35 @@ def _scan(body, carry, blocks):
 
 
 class ObservationTerm(eqx.Module):
-    """A window's observation operator about ``v_bar + X w``, evaluated block by block."""
+    """A window's observation operator about ``v_bar + X w``, evaluated block by block.
 
-    problem: Problem
+    With ``compute = "float32"`` the model and the decoder run in single precision (the problem,
+    the times and the geometry are cast once); innovations, the sums and everything after them
+    stay in the ensemble's precision (float64)."""
+
+    problem: Problem  # in the compute precision
     obs: WindowObs
+    times: Array  # the distinct times, in the compute precision
     geometry: object  # per observation, from ``dynamics.geometry`` (once per window)
     n_steps: int = eqx.field(static=True)
     block: int = eqx.field(static=True)
+    compute: str = eqx.field(static=True, default="float64")
 
     @classmethod
-    def build(cls, problem: Problem, obs: WindowObs, n_steps: int, block: int) -> ObservationTerm:
-        geometry = jax.vmap(problem.dynamics.geometry)(obs.coords, obs.field)
-        return cls(problem, obs, geometry, n_steps, int(block))
+    def build(cls, problem: Problem, obs: WindowObs, n_steps: int, block: int,
+              compute: str = "float64") -> ObservationTerm:
+        dtype = jnp.dtype(compute)
+        if compute != "float64":
+            problem = in_precision(problem, dtype)
+        geometry = jax.vmap(problem.dynamics.geometry)(in_precision(obs.coords, dtype) if compute != "float64"
+                                                       else obs.coords, obs.field)
+        times = obs.times.astype(dtype) if compute != "float64" else obs.times
+        return cls(problem, obs, times, geometry, n_steps, int(block), compute)
 
     def _prepare(self, v):
-        xs = states_at(self.problem, v, self.obs.times, self.n_steps)
+        if self.compute != "float64":
+            v = v.astype(self.compute)
+        xs = states_at(self.problem, v, self.times, self.n_steps)
         _, mu = self.problem.split(v)
         return self.problem.dynamics.prepare(xs, mu), mu
 
@@ -106,7 +130,7 @@ class ObservationTerm(eqx.Module):
             return None, self._sample(prepared, mu, ti, g, f)
 
         _, h = _scan(body, None, _blocks(self.obs, self.geometry, self.block))
-        return h.reshape(-1)[:n_obs]
+        return h.reshape(-1)[:n_obs].astype(v.dtype)
 
     def linearise(self, v_bar: Float[Array, " n_ctrl"], X: Float[Array, "n_ctrl n_ens"],
                   w: Float[Array, " n_ens"]) -> Linearisation:
@@ -115,6 +139,8 @@ class ObservationTerm(eqx.Module):
         control_space = n_ctrl < n_ens  # static: the smaller set of tangent directions
         T = jnp.eye(n_ctrl, dtype=X.dtype) if control_space else X
         v = v_bar + X @ w
+        if self.compute != "float64":
+            T, v = T.astype(self.compute), v.astype(self.compute)
         (prepared, mu), (d_prepared, d_mu) = jax.vmap(
             lambda t: jax.jvp(self._prepare, (v,), (t,)), in_axes=1, out_axes=(None, 0))(T)
         n_obs = self.obs.value.shape[0]
@@ -125,6 +151,7 @@ class ObservationTerm(eqx.Module):
             h_of = lambda p, u: self._sample(p, u, ti, g, f)  # noqa: E731
             h, dh = jax.vmap(lambda dp, du: jax.jvp(h_of, (prepared, mu), (dp, du)),
                              out_axes=(None, 1))(d_prepared, d_mu)  # dh: (block, directions)
+            h, dh = h.astype(X.dtype), dh.astype(X.dtype)
             d = jnp.where(m, (y - h) / e, 0.0)
             S = jnp.where(m[:, None], dh / e[:, None], 0.0)  # S = -dd/dw
             if control_space:

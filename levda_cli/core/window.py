@@ -27,7 +27,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from levda_cli.core.diagnostics import field_stats
 from levda_cli.core.dynamics import Problem, WindowObs, forecast
 from levda_cli.core.inflation import AbstractInflation
-from levda_cli.core.linearise import ObservationTerm
+from levda_cli.core.linearise import ObservationTerm, in_precision
 from levda_cli.core.prior import AbstractPrior, GaussianPrior
 from levda_cli.core.solver import AbstractSolver, GaussNewton, cost
 
@@ -44,8 +44,11 @@ class WindowSetup(eqx.Module):
     n_field: int = eqx.field(static=True, default=1)
     rotate: bool = eqx.field(static=True, default=False)
     block: int = eqx.field(static=True, default=4096)  # observations per linearisation block
+    compute: str = eqx.field(static=True, default="float64")  # the model and decoder's precision
 
     def __check_init__(self):
+        if self.compute not in ("float64", "float32"):
+            raise ValueError(f"compute precision must be float64 or float32, got {self.compute!r}")
         if self.block < 1:
             raise ValueError(f"the observation block size must be positive, got {self.block}")
         if not 1 <= self.n_shift <= self.n_window:
@@ -98,15 +101,23 @@ def propagate(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_steps:
     return jax.vmap(lambda v: forecast(problem, v, n_steps), out_axes=1)(ensemble)
 
 
-def advance_windows(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_shift: int,
+def forecast_ensemble(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int) -> Array:
+    """``propagate`` in the setup's compute precision, returned in the ensemble's."""
+    if setup.compute == "float64":
+        return propagate(setup.problem, ensemble, n_steps)
+    low = jnp.dtype(setup.compute)
+    return propagate(in_precision(setup.problem, low), ensemble.astype(low), n_steps).astype(ensemble.dtype)
+
+
+def advance_windows(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"],
                     n_windows: Int[Array, ""]) -> Float[Array, "n_ens n_ctrl"]:
     """The ensemble forecast ``n_windows`` window shifts ahead, across windows without observations.
 
     ``n_windows`` is traced (a gap of any length is one compiled call); each shift is the same
-    ``propagate(..., n_shift)[-1]`` a window's own forecast makes, so a gap gives the numbers a
-    run through empty windows would give without their analyses.
+    ``forecast_ensemble(..., n_shift)[-1]`` a window's own forecast makes, so a gap gives the
+    numbers a run through empty windows would give without their analyses.
     """
-    return jax.lax.fori_loop(0, n_windows, lambda i, x: propagate(problem, x, n_shift)[-1], ensemble)
+    return jax.lax.fori_loop(0, n_windows, lambda i, x: forecast_ensemble(setup, x, setup.n_shift)[-1], ensemble)
 
 
 def analyse_window(
@@ -128,7 +139,7 @@ def analyse_window(
     X = (prior - v_bar).T / jnp.sqrt(n_ens - 1.0)
 
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
-    term = ObservationTerm.build(problem, obs, setup.n_window, setup.block)
+    term = ObservationTerm.build(problem, obs, setup.n_window, setup.block, setup.compute)
     minimum = setup.solver.minimise(lambda w: term.linearise(v_bar, X, w), setup.prior, n_ens, dtype)
     w, StS = minimum.w, minimum.StS
     zeta = setup.prior.zeta(w)
@@ -145,7 +156,7 @@ def analyse_window(
     for i, strategy in enumerate(setup.inflation):
         analysis = strategy.after(prior, analysis, keys[len(setup.inflation) + i])
 
-    traj = propagate(problem, analysis, setup.n_window)
+    traj = forecast_ensemble(setup, analysis, setup.n_window)
     hofx_b = term.predict(v_bar)
     hofx_a = obs.value - minimum.d * safe_error  # h(v_bar + X w*), recovered from the residual
     hofx_a = jnp.where(obs.mask, hofx_a, 0.0)
