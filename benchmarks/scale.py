@@ -49,8 +49,6 @@ def _linearisation_case(mode: str, n_obs: int, n_ens: int, block: int, repeats: 
     from levda_cli.config import default_block
     from levda_cli.core import Problem, WindowObs
     from levda_cli.core.linearise import ObservationTerm
-    from levda_cli.core.prior import GaussianPrior
-    from levda_cli.core.solver import GaussNewton
     from levda_cli.models import model_spec, surrogate_spec
 
     rng = np.random.default_rng(0)
