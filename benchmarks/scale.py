@@ -198,14 +198,16 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
     key = jax.random.PRNGKey(cfg.ensemble.seed)
     background = _initial_ensemble(spec, setup, cfg, est, mean, std, jax.random.fold_in(key, 10**9), jnp.float64)
     step, forward = window_functions(setup)
+    t0 = time.perf_counter()
     analysis, _ = step(background, windows[0], key, np.uint32(0))  # compile both
     jax.block_until_ready(forward(analysis))
+    compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i, wobs in enumerate(windows):
         analysis, _ = step(background, wobs, key, np.uint32(i))
         background = forward(analysis)
     jax.block_until_ready(background)
-    return {"core_seconds": time.perf_counter() - t0}
+    return {"core_seconds": time.perf_counter() - t0, "core_compile_seconds": compile_seconds}
 
 
 def part_cycles(n_windows: int) -> dict:
@@ -234,8 +236,74 @@ def part_cycles(n_windows: int) -> dict:
                                          env=env).stdout.strip().splitlines()[-1])
     return {"windows": n_windows, "cli_seconds": cli_seconds, "compile_seconds": summary["compile_seconds"],
             "analysis_seconds": summary["analysis_seconds"], "core_seconds": core["core_seconds"],
+            "core_compile_seconds": core["core_compile_seconds"],
             "ratio": cli_seconds / core["core_seconds"], "files": files, "store_mib": size / 2**20,
             "rmse_filter": rmse, "spread_filter": spread, "unconverged": len(summary["windows_unconverged"])}
+
+
+def write_markdown() -> str:
+    """benchmarks/results/scale.md from the JSON results of both parts (whichever exist)."""
+    parts = {}
+    for name in ("scale", "scale_linearisation", "scale_cycles"):
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            for key in ("linearisation", "cycles"):
+                if key in data:
+                    parts[key] = (data, data[key])
+    text = ["# Scale on one device", ""]
+    if "linearisation" in parts:
+        data, rows = parts["linearisation"]
+        text += [
+            f"## One window's observation term ({data['machine']}, CPU, JAX {_jax_version()}; {data['date']})",
+            "",
+            "Observations at random places and 20 random whole-second times in one 20-minute window; float64.",
+            "Iteration: one blocked linearisation and the N x N Gauss-Newton step. Floor: the same points along",
+            "the same directions in one batched JVP (no blocks, no scan), in the same process. Peak RSS: the",
+            "whole process after the timed iterations (its start, JAX and the model included: see `before`).",
+            "",
+            "| mode | obs / window | N | directions | block | s / iteration | floor s | ratio | peak RSS MiB | before MiB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            if "error" in r:
+                text.append(f"| {r['mode']} | {r['n_obs']} | {r['n_ens']} | failed: {r['error'][-80:]} |")
+                continue
+            text.append(f"| {r['mode']} | {r['n_obs']:,} | {r['n_ens']} | {r['directions']} | {r['block']} | "
+                        f"{r['seconds_per_iteration']:.3f} | {r['floor_seconds']:.3f} | {r['ratio']:.2f} | "
+                        f"{r['peak_rss_mib_iteration']:.0f} | {r['rss_before_mib']:.0f} |")
+        text.append("")
+    if "cycles" in parts:
+        data, c = parts["cycles"]
+        text += [
+            f"## {c['windows']:,} Lorenz-96 cycles ({data['machine']}, CPU; {data['date']})",
+            "",
+            "N = 20, L = 1, 40 observations per 6-hourly window (CSV), `--truth`, members stored, a cold",
+            "compilation cache. CLI: the whole `levda assimilate` process. Core: the CLI's own compiled window",
+            "step and forecast called in a Python loop on observations prepared on the device beforehand (no",
+            "reading, no diagnostics on the host, no store), after compiling.",
+            "",
+            "| | seconds |",
+            "|---|---|",
+            f"| `levda assimilate` (whole process) | {c['cli_seconds']:.1f} |",
+            f"| of which compiling (reported by the run) | {c['compile_seconds']:.1f} |",
+            f"| core alone | {c['core_seconds']:.1f} |",
+            f"| core alone + its compile | {c['core_seconds'] + c.get('core_compile_seconds', float('nan')):.1f} |",
+            "",
+            f"CLI / core = {c['ratio']:.2f}; CLI / (core + compile) = "
+            f"{c['cli_seconds'] / (c['core_seconds'] + c.get('core_compile_seconds', float('nan'))):.2f}. "
+            f"Store: {c['files']} files, {c['store_mib']:.0f} MiB. Filter RMSE {c['rmse_filter']:.3f}, spread "
+            f"{c['spread_filter']:.3f} (after the first 10 %); {c['unconverged']} unconverged windows.",
+            "",
+        ]
+    (RESULTS / "scale.md").write_text("\n".join(text) + "\n")
+    return "\n".join(text)
+
+
+def _jax_version() -> str:
+    import jax
+
+    return jax.__version__
 
 
 def main():
@@ -246,7 +314,11 @@ def main():
     ap.add_argument("--ensembles", default="16,64")
     ap.add_argument("--modes", default="latent,full")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite scale.md from the JSON results")
     args = ap.parse_args()
+    if args.markdown_only:
+        print(write_markdown())
+        return
     machine = f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores"
     results = {"machine": machine, "date": time.strftime("%Y-%m-%d")}
     if args.part in ("all", "linearisation"):
@@ -259,6 +331,7 @@ def main():
     RESULTS.mkdir(exist_ok=True)
     name = "scale" if args.part == "all" else f"scale_{args.part}"
     (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    print(write_markdown())
 
 
 if __name__ == "__main__":
