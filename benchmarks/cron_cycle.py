@@ -1,4 +1,5 @@
-"""A cron cycle's start-to-commit time with a cold and with a warm JAX compilation cache.
+"""A cron cycle's start-to-commit time with a cold and with a warm JAX compilation cache, and its
+CPU seconds against a bare ``python -c "import jax"`` (paired runs, the issue's goal is <= 2x).
 
 Each cycle is a fresh `levda assimilate` process (as cron starts it) that appends the windows of
 one new observation file to the store. The first cycle runs with an empty compilation cache;
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import platform
 import statistics
 import subprocess
@@ -25,11 +27,21 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 
 
-def levda(*args, env, cwd):
+CPU = []  # CPU seconds (user + system) of each child, in call order
+
+
+def _child(cmd, env, cwd):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "levda_cli", *args], env=env, cwd=cwd, check=True,
-                   capture_output=True, text=True)
-    return time.perf_counter() - t0
+    subprocess.run(cmd, env=env, cwd=cwd, check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall
+
+
+def levda(*args, env, cwd):
+    return _child([sys.executable, "-m", "levda_cli", *args], env, cwd)
 
 
 def main():
@@ -43,12 +55,15 @@ def main():
         levda("observe", "truth.zarr", "--out", "all.csv", env=env, cwd=tmp)
         lines = (tmp / "all.csv").read_text().splitlines()
         per_cycle = 20 * 40  # one model time unit (20 windows of 6 h) per cron cycle
-        times = []
+        times, cycle_cpu, jax_cpu = [], [], []
         for c in range(args.cycles + 1):
             part = tmp / f"obs_{c}.csv"
             part.write_text("\n".join([lines[0], *lines[1 + c * per_cycle : 1 + (c + 1) * per_cycle]]) + "\n")
             times.append(levda("assimilate", part.name, "--model", "lorenz96", "--out", "an.zarr", "-q",
                                env=env, cwd=tmp))
+            cycle_cpu.append(CPU[-1])
+            _child([sys.executable, "-c", "import jax"], env, tmp)  # paired: right after each cycle
+            jax_cpu.append(CPU[-1])
         # A cold start of the same size for a like-for-like pair: new cache, new store.
         env_cold = dict(env, LEVDA_CACHE_DIR=str(tmp / "cache2"))
         cold2 = levda("assimilate", "obs_1.csv", "--model", "lorenz96", "--out", "an2.zarr", "-q",
@@ -68,6 +83,16 @@ def main():
         f"| extra | cold (new cache, new store) | {cold2:.2f} |",
         "",
         f"Median cold {cold:.2f} s, median warm {warm:.2f} s: warm/cold = {warm / cold:.2f}.",
+        "",
+        "CPU seconds (user + system) of each warm cycle against a bare `python -c \"import jax\"` run right",
+        "after it:",
+        "",
+        "| cycle | levda CPU s | import jax CPU s | ratio |",
+        "|---|---|---|---|",
+        *(f"| {i} | {c:.2f} | {j:.2f} | {c / j:.1f} |" for i, (c, j) in enumerate(zip(cycle_cpu, jax_cpu)) if i),
+        "",
+        f"Median warm ratio: {statistics.median([c / j for c, j in zip(cycle_cpu[1:], jax_cpu[1:])]):.1f} "
+        "(the issue's goal: at most 2).",
     ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cron_cycle.md").write_text("\n".join(text) + "\n")

@@ -110,3 +110,4 @@ def test_float32_compute_path_agrees_with_float64(name):
     scale = float(jnp.abs(ref.d).max())
     np.testing.assert_allclose(low.d, ref.d, rtol=0, atol=1e-4 * scale)
     np.testing.assert_allclose(low.StS, ref.StS, rtol=0, atol=1e-3 * float(jnp.abs(ref.StS).max()))
+

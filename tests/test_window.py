@@ -109,3 +109,13 @@ def test_finite_size_prior_recovers_from_a_climatological_start():
         errors.append(float(jnp.sqrt(jnp.mean((res.filter.mean(0) - truth[k + 1]) ** 2))))
     assert errors[0] > 2.0
     assert np.mean(errors[200:]) < 0.3
+
+
+def test_crps_by_sorting_equals_the_pairwise_definition():
+    from levda_cli.core.diagnostics import crps
+
+    rng = np.random.default_rng(3)
+    for n_ens in (2, 5, 20):
+        ens, truth = rng.normal(size=(n_ens, 30)), rng.normal(size=30)
+        pairwise = np.abs(ens - truth).mean(0) - 0.5 * np.abs(ens[:, None] - ens[None]).mean((0, 1))
+        np.testing.assert_allclose(crps(jnp.asarray(ens), jnp.asarray(truth)), pairwise.mean(), rtol=1e-12)

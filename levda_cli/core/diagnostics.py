@@ -30,7 +30,13 @@ def spread(ensemble: Float[Array, "n_ens n"]) -> Float[Array, ""]:
 
 
 def crps(ensemble: Float[Array, "n_ens n"], truth: Float[Array, " n"]) -> Float[Array, ""]:
-    """Continuous ranked probability score of the ensemble, averaged over components."""
+    """Continuous ranked probability score of the ensemble, averaged over components.
+
+    ``E|X - y| - E|X - X'|/2`` with the pairwise term from the sorted members,
+    ``sum_{i,j} |x_i - x_j| = 2 sum_i (2i - N + 1) x_(i)`` (0-based ranks): memory ``N x n``, not
+    ``N x N x n``."""
+    n_ens = ensemble.shape[0]
     term1 = jnp.abs(ensemble - truth).mean(axis=0)
-    term2 = jnp.abs(ensemble[:, None, :] - ensemble[None, :, :]).mean(axis=(0, 1))
+    ranks = 2.0 * jnp.arange(n_ens, dtype=ensemble.dtype) - n_ens + 1.0
+    term2 = 2.0 * (ranks[:, None] * jnp.sort(ensemble, axis=0)).sum(axis=0) / n_ens**2
     return jnp.mean(term1 - 0.5 * term2)
