@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import json
 import math
 import os
 import time
@@ -29,6 +30,18 @@ from levda_cli.io.store import TIME_ATTRS, AnalysisStore, ArraySpec, dumps_attr
 from levda_cli.models import ModelSpec
 
 UNIX = np.datetime64("1970-01-01T00:00:00", "s")
+
+
+def cache_folder() -> Path | None:
+    """LEVDA_CACHE_DIR, by default ~/.cache/levda/jax; None when set to "off"."""
+    cache = os.environ.get("LEVDA_CACHE_DIR", str(Path.home() / ".cache" / "levda" / "jax"))
+    return None if not cache or cache.lower() == "off" else Path(cache)
+
+
+def export_folder() -> Path | None:
+    """Where exported window programs are kept (``compiled.CachedFunction``)."""
+    folder = cache_folder()
+    return None if folder is None else folder / "exports"
 
 
 def configure_jax(precision: str = "float64") -> None:
@@ -271,7 +284,9 @@ def run(
     watch_compilation()
     key = jax.random.PRNGKey(cfg.ensemble.seed)
     products = functools.partial(_window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
-    step, forward = window_functions(setup, lambda res, t0, t1: products(res.background, res.analysis, res.filter, t0, t1))
+    cache_key = json.dumps([__version__, resolved(cfg), checkpoint_sha or ""], sort_keys=True, default=str)
+    step, forward = window_functions(setup, lambda res, t0, t1: products(res.background, res.analysis, res.filter, t0, t1),
+                                     (export_folder(), cache_key))
     advance = eqx.filter_jit(advance_windows)
 
     with AnalysisStore.open_or_create(out, specs, coords, attrs) as store:
@@ -464,9 +479,10 @@ def run(
         return summary
 
 
-def window_functions(setup, products=None):
-    """The compiled window step ``(background, obs, key, k, *extra) -> (WindowResult, products)`` and
-    the forecast of an analysis to the next window's start ``(ensemble) -> ensemble``.
+def window_functions(setup, products=None, cache: tuple[Path | None, str] = (None, "")):
+    """The compiled window step ``(background, obs, key, k, *extra) -> (analysis on the device, fetch)``,
+    ``fetch() -> (result, products)`` on the host, and the forecast of an analysis to the next window's
+    start ``(ensemble) -> ensemble``.
 
     ``products(result, *extra)`` (the store's fields and scores) is compiled into the same call as the
     analysis, and everything comes back to the host as one array: one dispatch and one transfer per
@@ -474,51 +490,68 @@ def window_functions(setup, products=None):
     resumed run reads from the store), not the step's device output: XLA may compute the analysis
     in two fusions rounded differently, and a run split anywhere must give the same bits.
 
-    ``jax.jit`` on the setup's arrays with its static parts closed over: less Python per call than
-    ``eqx.filter_jit`` (which matters at 10^4 short windows); the forecast's last-step selection is
-    inside the compiled call (an eager slice costs more than the forecast itself)."""
+    Both are ``compiled.CachedFunction``s of the flat list of arrays (the setup's arrays first, its
+    static parts closed over): exported once and kept in ``cache = (folder, key)``, so a later
+    process (a cron cycle) does not trace them again; less Python per call than ``eqx.filter_jit``;
+    the forecast's last-step selection is inside the compiled call (an eager slice costs more than
+    the forecast itself)."""
+    import dataclasses
+    import types
+
     import equinox as eqx
     import jax
+    import jax.numpy as jnp
 
+    from levda_cli.compiled import CachedFunction, signature
     from levda_cli.core import analyse_window, forecast_ensemble
 
     arrays, static = eqx.partition(setup, eqx.is_array)
+    array_leaves = jax.tree.leaves(arrays)
+    folder, key = cache
+    trees: dict[tuple, object] = {}  # signature -> the argument tree (fixed for a run)
+    layouts: dict[tuple, list] = {}  # signature -> [(name, offset, size, shape, dtype)], JSON-able
 
-    import jax.numpy as jnp
-    import numpy as np
-
-    layouts = {}  # how to unpack the packed outputs, per input shapes (recorded when traced)
-
-    def shapes(args):
-        return tuple(np.shape(leaf) for leaf in jax.tree.leaves(args))
-
-    def step(a, bg, wobs, key, k, *extra):
-        res = analyse_window(eqx.combine(a, static), bg, wobs, jax.random.fold_in(key, k))
-        out = (res, products(res, *extra) if products is not None else None)
+    def step(*leaves):
+        sig = signature(leaves)
+        a, bg, wobs, key_, k, *extra = jax.tree.unflatten(trees[sig], leaves)
+        res = analyse_window(eqx.combine(a, static), bg, wobs, jax.random.fold_in(key_, k))
+        named = {f"res.{f.name}": getattr(res, f.name) for f in dataclasses.fields(res)}
+        if products is not None:
+            named.update({f"prod.{n}": v for n, v in products(res, *extra).items()})
         # Everything the host needs in one array (one transfer instead of one per output).
-        leaves, treedef = jax.tree.flatten(out)
-        sizes = [int(np.prod(leaf.shape, dtype=np.int64)) for leaf in leaves]
-        layouts[shapes((bg, wobs, key, k, *extra))] = (treedef, [
-            (int(sum(sizes[:i])), size, leaf.shape, np.dtype(leaf.dtype)) for i, (size, leaf) in enumerate(zip(sizes, leaves))])
-        packed = jnp.concatenate([jnp.ravel(leaf).astype(bg.dtype) for leaf in leaves])
+        layout, at = [], 0
+        for name, value in named.items():
+            size = int(np.prod(value.shape, dtype=np.int64))
+            layout.append([name, at, size, list(value.shape), np.dtype(value.dtype).str])
+            at += size
+        layouts[sig] = layout
+        packed = jnp.concatenate([jnp.ravel(v).astype(bg.dtype) for v in named.values()])
         return res.analysis, packed
 
     def unpack(packed, layout):
-        treedef, leaves = layout
         flat = np.asarray(packed)
-        parts = [flat[at:at + n].reshape(shape).astype(dtype, copy=False) for at, n, shape, dtype in leaves]
-        return jax.tree.unflatten(treedef, parts)
+        res, prod = {}, {}
+        for name, at, n, shape, dtype in layout:
+            kind, _, field = name.partition(".")
+            (res if kind == "res" else prod)[field] = flat[at:at + n].reshape(shape).astype(dtype, copy=False)
+        return types.SimpleNamespace(**res), prod
 
-    step_jit = jax.jit(step)
-    forward_jit = jax.jit(lambda a, ens: forecast_ensemble(eqx.combine(a, static), ens, setup.n_shift)[-1])
+    step_c = CachedFunction(step, "window_step", key, folder, layouts)
+    forward_c = CachedFunction(
+        lambda *leaves: forecast_ensemble(eqx.combine(jax.tree.unflatten(jax.tree.structure(arrays), leaves[:-1]),
+                                                      static), leaves[-1], setup.n_shift)[-1],
+        "forecast", key, folder)
 
     def run_step(*args):
         """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""
-        analysis, packed = step_jit(arrays, *args)
-        layout = layouts[shapes(args)]
+        leaves, tree = jax.tree.flatten((arrays, *args))
+        sig = signature(leaves)
+        trees.setdefault(sig, tree)
+        analysis, packed = step_c(*leaves)
+        layout = layouts[sig]
         return analysis, lambda: unpack(packed, layout)
 
-    return run_step, (lambda ens: forward_jit(arrays, ens))
+    return run_step, (lambda ens: forward_c(*array_leaves, ens))
 
 
 def _window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end):
