@@ -97,6 +97,13 @@ class CachedFunction:
         return jax.jit(exported.call)
 
     def __call__(self, *leaves):
+        import jax
+
+        # Device arrays committed: an exported program's compiled form depends on whether an
+        # argument is committed (host arrays count as committed), and a mix (a first ensemble from an eager slice, later
+        # ones from a compiled forecast) would compile the window step twice.
+        device = jax.devices()[0]
+        leaves = [jax.device_put(x, device) if isinstance(x, jax.Array) and not x.committed else x for x in leaves]
         sig = signature(leaves)
         call = self._calls.get(sig)
         if call is None:

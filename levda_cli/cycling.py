@@ -506,6 +506,7 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     from levda_cli.core import analyse_window, forecast_ensemble
 
     arrays, static = eqx.partition(setup, eqx.is_array)
+    arrays = jax.device_put(arrays, jax.devices()[0])  # committed once (see CachedFunction.__call__)
     array_leaves = jax.tree.leaves(arrays)
     folder, key = cache
     trees: dict[tuple, object] = {}  # signature -> the argument tree (fixed for a run)
