@@ -296,6 +296,9 @@ def write_markdown() -> str:
             f"{c['spread_filter']:.3f} (after the first 10 %); {c['unconverged']} unconverged windows.",
             "",
         ]
+    notes = RESULTS / "scale_notes.md"
+    if notes.exists():
+        text += [notes.read_text().rstrip("\n"), ""]
     (RESULTS / "scale.md").write_text("\n".join(text) + "\n")
     return "\n".join(text)
 
