@@ -119,6 +119,19 @@ def _zone(text: str) -> str:
 
 
 def _parse_times(col: np.ndarray, path: Path, lines: np.ndarray, zone_seen: list) -> np.ndarray:
+    """ISO 8601 strings -> datetime64[s] UTC. Each distinct string is parsed once (observations share
+    times: 40 stations, one time), in the order of first appearance, so an error names the first line
+    with that time."""
+    index: dict = {}
+    inverse = np.fromiter((index.setdefault(t, len(index)) for t in col), dtype=np.int64, count=len(col))
+    first = np.empty(len(index), np.int64)
+    first[inverse[::-1]] = np.arange(len(col) - 1, -1, -1)  # earliest row of each distinct string
+    distinct = np.empty(len(index), dtype=object)
+    distinct[:] = list(index)
+    return _parse_distinct_times(distinct, path, lines[first], zone_seen)[inverse]
+
+
+def _parse_distinct_times(col: np.ndarray, path: Path, lines: np.ndarray, zone_seen: list) -> np.ndarray:
     """ISO 8601 strings -> datetime64[s] UTC, vectorised when the chunk shares one zone."""
     zones = np.array([_zone(t) for t in col], dtype=object)
     # Rows that do not even look like a date are left to the parser, which names them.
@@ -300,7 +313,7 @@ def read_csv(path: Path, chunk_rows: int = CHUNK_ROWS) -> ObservationSet:
             line = 1
             for fields in reader:
                 line = reader.line_num
-                if not fields or all(not f.strip() for f in fields):
+                if not fields or not "".join(fields).strip():  # a blank row
                     continue
                 if len(fields) != len(header):
                     raise ObservationError(
