@@ -130,7 +130,8 @@ class OutputConfig(_Strict):
     precision: Literal["float64", "float32"] = Field("float64", description=(
         "the model and decoder's precision (float32: faster on GPUs); the ensemble, the N x N algebra, "
         "the cost and the store stay float64"))
-    commit_seconds: float = Field(2.0, ge=0, description="commit finished windows at least this often (0: each)")
+    commit_seconds: float = Field(2.0, ge=0, description="commit finished windows this often (0: every window); otherwise a run waits at "
+                                 "least 10x its last commit's duration, so commits take at most a tenth of it")
 
 
 class AssimilateConfig(_Strict):

@@ -210,7 +210,8 @@ def run(
 ) -> dict:
     """Assimilate every window the observations cover (or resume after the store's last one).
 
-    Finished windows are committed together every ``output.commit_seconds`` (and at the end,
+    Finished windows are committed together every ``output.commit_seconds``, or 10 x the last
+    commit's duration if that is longer (and at the end,
     on a stop request and on any error), so a kill loses at most that much work and never
     leaves a partial window. ``stop`` is polled between windows.
     """
@@ -282,7 +283,7 @@ def run(
         "qc_flags": dumps_attr(obsio.QC_NAMES),
     }
     watch_compilation()
-    key = jax.random.PRNGKey(cfg.ensemble.seed)
+    key = jax.device_put(jax.random.PRNGKey(cfg.ensemble.seed), jax.devices()[0])  # committed: no copy per call
     products = functools.partial(_window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
     cache_key = json.dumps([__version__, resolved(cfg), checkpoint_sha or ""], sort_keys=True, default=str)
     step, forward = window_functions(setup, lambda res, t0, t1: products(res.background, res.analysis, res.filter, t0, t1),
@@ -336,10 +337,9 @@ def run(
             background = _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std,
                                            jax.random.fold_in(key, 10**9), dtype, spinup)
         else:
-            previous = jnp.asarray(store.read_last("analysis"), dtype)
-            background = forward(previous)
+            background = forward(np.asarray(store.read_last("analysis"), np.float64))
 
-        rows, pending, last_commit = [], [], [time.monotonic()]
+        rows, pending, last_commit = [], [], [time.monotonic(), 0.0]  # time of the last commit, its duration
 
         def commit():
             # the batch leaves `pending` before it is written, so a write that fails is not retried below
@@ -367,16 +367,21 @@ def run(
             times, tidx = np.unique(t_s[sel], return_inverse=True)
             # Padding depends on this window alone, so a run split anywhere computes the same numbers.
             # (each padded time costs a partial model step per direction: pad times from 1)
-            n_pad, t_pad = _bucket(len(sel)), _bucket(len(times), 1)
-            pad = n_pad - len(sel)
+            n, n_pad, t_pad = len(sel), _bucket(len(sel)), _bucket(len(times), 1)
+
+            def padded(values, size, fill=0, dtype=np_dtype):
+                out = np.full((size, *values.shape[1:]), fill, dtype)
+                out[: values.shape[0]] = values
+                return out
+
             wobs = WindowObs(
-                times=np.pad((times - start_s) / clock.unit_s, (0, t_pad - len(times))).astype(np_dtype),
-                time_index=np.pad(tidx.astype(np.int32), (0, pad)),
-                coords=np.pad(coord_arr[sel], ((0, pad), (0, 0))).astype(np_dtype),
-                field=np.pad(field_idx[sel].astype(np.int32), (0, pad)),
-                value=np.pad(obs.value[sel], (0, pad)).astype(np_dtype),
-                error=np.pad(obs.error[sel], (0, pad), constant_values=1.0).astype(np_dtype),
-                mask=np.arange(n_pad) < len(sel),
+                times=padded((times - start_s) / clock.unit_s, t_pad),
+                time_index=padded(tidx, n_pad, 0, np.int32),
+                coords=padded(coord_arr[sel], n_pad),
+                field=padded(field_idx[sel], n_pad, 0, np.int32),
+                value=padded(obs.value[sel], n_pad),
+                error=padded(obs.error[sel], n_pad, 1.0),
+                mask=np.arange(n_pad) < n,
             )
             truth_start = truth_end = no_truth
             if truth is not None:
@@ -422,9 +427,13 @@ def run(
                 record["param_background"] = res.background[:, n_state:]
                 record["param_analysis"] = res.analysis[:, n_state:]
             pending.append({name: np.asarray(v) for name, v in record.items()})
-            if time.monotonic() - last_commit[0] >= cfg.output.commit_seconds or k == windows[-1]:
+            # Commit every output.commit_seconds, but never spend more than a tenth of the run in commits
+            # (a commit of many windows takes a while): the wait is at least 10 x the last commit's time.
+            every = cfg.output.commit_seconds and max(cfg.output.commit_seconds, 10 * last_commit[1])  # 0: each window
+            if time.monotonic() - last_commit[0] >= every or k == windows[-1]:
+                t_commit = time.monotonic()
                 commit()
-                last_commit[0] = time.monotonic()
+                last_commit[:] = [time.monotonic(), time.monotonic() - t_commit]
             row = {
                 "window": k, "start": _iso(start_s), "end": _iso(end_s),
                 "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
@@ -459,7 +468,7 @@ def run(
                 item.append(time.perf_counter() - item[6])
                 # The next background by the same compiled forecast of the same host copy of the analysis a
                 # resumed run applies to the stored one: a run split anywhere gives the same bits.
-                background = forward(jnp.asarray(item[5][0].analysis))
+                background = forward(item[5][0].analysis)  # the host array itself, as on resume
                 previous_item = item
             if previous_item is not None:
                 finish(previous_item)

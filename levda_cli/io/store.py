@@ -284,14 +284,20 @@ class AnalysisStore:
         for name in windows[0]:
             arr = arrays[name]
             values = [np.asarray(w[name], dtype=arr.dtype) for w in windows]
-            shape = [n + b, *arr.shape[1:]]
-            for value in values:
-                for axis, size in enumerate(value.shape, start=1):
-                    shape[axis] = max(shape[axis], size)  # the observation slots may grow
-            block = np.full((b, *shape[1:]), np.nan if arr.dtype.kind == "f" else -1, arr.dtype)
-            for i, value in enumerate(values):
-                block[(i, *(slice(0, s) for s in value.shape))] = value
-            arr.resize(tuple(shape))
+            inner = tuple(arr.shape[1:])
+            if all(v.shape == inner for v in values):  # fixed-shape arrays: one stack
+                shape = [n + b, *inner]
+                block = np.stack(values) if b > 1 else values[0][None]
+            else:
+                shape = [n + b, *inner]
+                for value in values:
+                    for axis, size in enumerate(value.shape, start=1):
+                        shape[axis] = max(shape[axis], size)  # the observation slots may grow
+                block = np.full((b, *shape[1:]), np.nan if arr.dtype.kind == "f" else -1, arr.dtype)
+                for i, value in enumerate(values):
+                    block[(i, *(slice(0, s) for s in value.shape))] = value
+            if tuple(shape) != tuple(arr.shape):
+                arr.resize(tuple(shape))
             arr[n : n + b] = block
         self._root.attrs["n_windows"] = n + b
         self._consolidate()
