@@ -65,14 +65,16 @@ def _skeleton(header: dict):
 
     h = header["hyperparameters"]
     dtype = jnp.dtype(header.get("dtype", "float32"))
-    model = Surrogate.build(
+    # Shapes and dtypes only (eval_shape): no random initialisation to throw away (it took seconds).
+    model = eqx.filter_eval_shape(lambda: Surrogate.build(
         n_latent=h["n_latent"], n_coord=len(header["coordinates"]), n_field=len(header["fields"]),
         n_param=len(header["parameters"]), dynamics_width=h["dynamics_width"], dynamics_depth=h["dynamics_depth"],
         decoder_width=h["decoder_width"], decoder_depth=h["decoder_depth"], n_fourier=h["n_fourier"],
         fourier_scale=h["fourier_scale"], periodic=tuple(c["periodic"] for c in header["coordinates"]),
         dt=h["dt"], time_scale=h["time_scale"], key=jax.random.PRNGKey(0),
-    )
-    return jax.tree.map(lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, model)
+    ))
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype if jnp.issubdtype(a.dtype, jnp.inexact) else a.dtype)
+                        if isinstance(a, jax.ShapeDtypeStruct) else a, model)
 
 
 def save_checkpoint(path: Path, model, header: dict) -> dict:
