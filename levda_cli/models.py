@@ -119,7 +119,10 @@ def model_spec(name: str, size: int | None = None, dt: float | None = None) -> M
     if name == "sphere":
         from levda_cli.physics.sphere import COORDS, FIELDS, Sphere, require_dinosaur
 
-        require_dinosaur()
+        try:
+            require_dinosaur()
+        except ImportError as err:
+            raise ModelError(str(err)) from None
         trunc = size or 21
         # Half an hour at T21, shorter in proportion at higher truncations, dividing the 6 h output.
         dyn = Sphere(truncation=f"T{trunc}", dt=dt or 6.0 / math.ceil(6.0 / (0.5 * 21 / max(trunc, 21))))

@@ -11,9 +11,13 @@ def _loaded_after(statement: str) -> set[str]:
 
 
 def test_core_and_physics_are_pure():
-    loaded = _loaded_after("import levda_cli.core, levda_cli.physics")
+    loaded = _loaded_after("import levda_cli.core, levda_cli.physics, levda_cli.physics.sphere, "
+                           "levda_cli.physics.kolmogorov, levda_cli.physics.tsunami, levda_cli.core.surrogate")
     forbidden = {"xarray", "zarr", "netCDF4", "typer", "rich", "pydantic", "click"}  # (JAX itself loads filelock)
     assert not (loaded & forbidden)
+    # nor anything of levda's own layers above them (errors, io, config, CLI, the window loop)
+    own = {m for m in loaded if m.startswith("levda_cli.")}
+    assert all(m.startswith(("levda_cli.core", "levda_cli.physics")) for m in own), sorted(own)
 
 
 def test_cli_entry_does_not_import_jax():

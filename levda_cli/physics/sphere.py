@@ -40,12 +40,12 @@ HOURS_PER_YEAR = 365.25 * 24.0
 
 
 def require_dinosaur():
+    """ImportError with the install hint when dinosaur is missing (the CLI layer turns it into its
+    model error, exit 4; physics imports nothing of the layers above it)."""
     try:
         import dinosaur  # noqa: F401
     except ImportError:
-        from levda_cli.errors import ModelError
-
-        raise ModelError("the sphere benchmark needs dinosaur: pip install 'levda[sphere]'") from None
+        raise ImportError("the sphere benchmark needs dinosaur: pip install 'levda[sphere]'") from None
 
 
 @functools.lru_cache(maxsize=8)
