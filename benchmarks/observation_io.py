@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from levda_cli.io import observations as obsio
+from levda_cli.io import obsfiles
 
 
 def make(n: int) -> obsio.ObservationSet:
@@ -40,10 +41,10 @@ def main():
         for fmt, name in (("netcdf", "o.nc"), ("ioda", "o_ioda.nc"), ("csv", "o.csv")):
             path = Path(tmp) / name
             t0 = time.perf_counter()
-            obsio.write_observations(obs, path, fmt)
+            obsfiles.write_observations(obs, path, fmt)
             w = time.perf_counter() - t0
             t0 = time.perf_counter()
-            back = obsio.read_observations([path])
+            back = obsfiles.read_observations([path])
             r = time.perf_counter() - t0
             t0 = time.perf_counter()
             obsio.screen(back, ("u", "v", "eta"), {"x": (0, 1e6), "y": (0, 1e6)}, "error")

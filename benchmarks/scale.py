@@ -175,7 +175,7 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
     from levda_cli.core import WindowObs
     from levda_cli.cycling import _initial_ensemble, window_functions
     from levda_cli.config import parameter_setup
-    from levda_cli.io.observations import read_observations
+    from levda_cli.io.obsfiles import read_observations
 
     cfg = load_config(AssimilateConfig, REPO / "configs" / "lorenz96.toml")
     spec = cfg.model.spec()

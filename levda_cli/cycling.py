@@ -26,6 +26,7 @@ from levda_cli import __version__
 from levda_cli.config import AssimilateConfig, parameter_setup, resolved, window_setup
 from levda_cli.errors import ConfigError, DivergenceError, Interrupted, ObservationError, StoreError
 from levda_cli.io import observations as obsio
+from levda_cli.io import obsfiles
 from levda_cli.io.store import TIME_ATTRS, AnalysisStore, ArraySpec, dumps_attr
 from levda_cli.models import ModelSpec
 
@@ -228,7 +229,7 @@ def run(
     else:
         spec = cfg.model.spec()
     clock = Clock.from_config(cfg, spec, header["time"]["epoch"] if header else None)
-    obs = obsio.read_observations(obs_paths)
+    obs = obsfiles.read_observations(obs_paths)
     obsio.screen(obs, spec.fields, spec.domain, cfg.observations.on_invalid,
                  f"the surrogate {cfg.model.checkpoint} ({spec.name.split(':')[-1]})" if header else f"model {spec.name}")
     t_s = (obs.time - UNIX).astype(np.int64)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from levda_cli.io import observations as obsio
+from levda_cli.io import obsfiles
 
 
 def check(paths: list[Path], model: str | None = None, size: int | None = None) -> dict:
@@ -22,7 +23,7 @@ def check(paths: list[Path], model: str | None = None, size: int | None = None) 
 
         if model not in MODELS:  # a usage error, as in every other command
             raise ConfigError(f"unknown model '{model}'; levda knows: {', '.join(MODELS)}")
-    obs = obsio.read_observations(paths)
+    obs = obsfiles.read_observations(paths)
     if model is not None:
         from levda_cli.models import model_spec
 

@@ -11,6 +11,7 @@ import numpy as np
 from levda_cli.config import ObserveConfig, SimulateConfig, resolved
 from levda_cli.errors import ConfigError, ObservationError
 from levda_cli.io import observations as obsio
+from levda_cli.io import obsfiles
 from levda_cli.io.store import dumps_attr
 from levda_cli.io.trajectories import load_checked, open_trajectories, write_trajectories_batches
 from levda_cli.models import ModelSpec, model_spec
@@ -303,6 +304,6 @@ def observe(cfg: ObserveConfig, truth: Path, out: Path) -> dict:
     )
     if not np.isfinite(obs.value).all():
         raise ObservationError(f"{truth}: the truth is not finite at some sampled points")
-    obsio.write_observations(obs, out, cfg.format)
+    obsfiles.write_observations(obs, out, cfg.format)
     return {"file": str(out), "n_obs": n, "n_times": len(times), "variables": variables,
             "first": obsio.format_time(obs.time.min()), "last": obsio.format_time(obs.time.max())}

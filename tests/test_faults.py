@@ -248,8 +248,9 @@ def test_resume_check_uses_the_checkpoint_checksum(tmp_path, cli_env):
     cfg = REPO / "configs" / "latent_tsunami.toml"
     obs_all = sample / "tsunami_obs.nc"
     from levda_cli.io import observations as obsio
+    from levda_cli.io import obsfiles
 
-    obs = obsio.read_observations([obs_all])
+    obs = obsfiles.read_observations([obs_all])
     first = obs.time <= obs.time.min() + np.timedelta64(1200, "s")
     part = obsio.ObservationSet(time=obs.time[first], coords={c: v[first] for c, v in obs.coords.items()},
                                 variable=obs.variable[first], value=obs.value[first], error=obs.error[first],

@@ -6,6 +6,7 @@ import xarray as xr
 
 from levda_cli.errors import ObservationError
 from levda_cli.io import observations as obsio
+from levda_cli.io import obsfiles
 from levda_cli.io.store import AnalysisStore, ArraySpec
 
 
@@ -24,8 +25,8 @@ def test_round_trip(tmp_path, fmt):
     obs.variable[2] = "y"  # two quantities, one location shared (IODA puts them on one row)
     obs.time[2], obs.coords["site"][2] = obs.time[1], obs.coords["site"][1]
     path = tmp_path / ("o.csv" if fmt == "csv" else "o.nc")
-    obsio.write_observations(obs, path, fmt)
-    back = obsio.read_observations([path])
+    obsfiles.write_observations(obs, path, fmt)
+    back = obsfiles.read_observations([path])
     order = np.lexsort((back.variable.astype(str), back.coords["site"], back.time))
     ref = np.lexsort((obs.variable.astype(str), obs.coords["site"], obs.time))
     back = obsio.ObservationSet(**{f: (getattr(back, f)[order] if f != "coords" else
@@ -90,7 +91,7 @@ def test_ioda_layout_and_v2_names(tmp_path):
         t = ds["MetaData"]["dateTime"]
         assert t.dtype == np.int64 and t.units.startswith("seconds since")
         assert hasattr(ds["ObsValue"]["x"], "_FillValue") and hasattr(ds["ObsError"]["x"], "_FillValue")
-    back = obsio.read_observations([path])
+    back = obsfiles.read_observations([path])
     assert back.qc[np.argmin(np.abs(back.value - obs.value[4]))] == obsio.QC_PREQC
     # A v2 file: nlocs, MetaData/datetime strings, a missing value as a fill.
     v2 = tmp_path / "v2.nc"
@@ -103,7 +104,7 @@ def test_ioda_layout_and_v2_names(tmp_path):
         fill = -3.3687953e38
         ds.createGroup("ObsValue").createVariable("x", "f4", ("nlocs",), fill_value=np.float32(fill))[:] = [1.0, fill, 3.0]
         ds.createGroup("ObsError").createVariable("x", "f4", ("nlocs",), fill_value=np.float32(fill))[:] = [0.5, 0.5, 0.5]
-    back = obsio.read_observations([v2])
+    back = obsfiles.read_observations([v2])
     assert list(back.value) == [1.0, 3.0] and list(back.coords["site"]) == [1.0, 3.5]
     assert back.time[1] == np.datetime64("2000-01-01T18:00:00")
 
@@ -164,4 +165,4 @@ def test_ioda_value_without_error_is_refused(tmp_path):
         var.set_auto_mask(False)
         var[2] = var._FillValue
     with pytest.raises(ObservationError, match="v3.nc, location 2: ObsValue/x is present but ObsError/x is missing"):
-        obsio.read_observations([path])
+        obsfiles.read_observations([path])

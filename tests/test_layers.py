@@ -23,3 +23,9 @@ def test_core_and_physics_are_pure():
 def test_cli_entry_does_not_import_jax():
     loaded = _loaded_after("import levda_cli.cli.main")
     assert "jax" not in loaded
+
+
+def test_observation_io_has_no_import_circle():
+    """The record set and CSV/NetCDF readers know nothing of IODA; obsfiles picks between them."""
+    assert "levda_cli.io.ioda" not in _loaded_after("import levda_cli.io.observations")
+    assert "levda_cli.io.obsfiles" not in _loaded_after("import levda_cli.io.ioda")

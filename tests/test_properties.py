@@ -19,6 +19,7 @@ from levda_cli.cli.main import app
 from levda_cli.config import AssimilateConfig, load_config
 from levda_cli.errors import LevdaError
 from levda_cli.io import observations as obsio
+from levda_cli.io import obsfiles
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 EPOCH = np.datetime64("2000-01-01T00:00:00", "s")
@@ -58,8 +59,8 @@ def _records(obs):
 @given(obs=observation_sets())
 def test_valid_files_round_trip(tmp_path, fmt, suffix, obs):
     path = tmp_path / f"obs-{fmt}{suffix}"
-    obsio.write_observations(obs, path, fmt)
-    back = obsio.read_observations([path])
+    obsfiles.write_observations(obs, path, fmt)
+    back = obsfiles.read_observations([path])
     assert _records(back) == _records(obs)
     assert (back.qc == 0).all()
 
@@ -74,7 +75,7 @@ _GOOD = obsio.ObservationSet(
 def _check(path: Path):
     """Read directly (only LevdaError may escape) and through `levda obs check` (exit 0 or 3)."""
     try:
-        obsio.read_observations([path])
+        obsfiles.read_observations([path])
     except LevdaError as err:
         assert 2 <= err.exit_code <= 5
     result = CliRunner().invoke(app, ["obs", "check", str(path)])
@@ -132,7 +133,7 @@ def test_mutated_netcdf_is_read_or_refused_cleanly(tmp_path, data):
 
     ioda = data.draw(st.booleans())
     path = tmp_path / "m.nc"
-    obsio.write_observations(_GOOD, path, "ioda" if ioda else "netcdf")
+    obsfiles.write_observations(_GOOD, path, "ioda" if ioda else "netcdf")
     mutation = data.draw(st.sampled_from(["dtype", "shape", "drop", "units", "fill", "attr", "truncate", "nan"]))
     if mutation == "truncate":
         raw = path.read_bytes()

@@ -8,7 +8,7 @@ import xarray as xr
 from levda_cli.config import ObserveConfig, SimulateConfig
 from levda_cli.core import Problem
 from levda_cli.core.dynamics import states_at
-from levda_cli.io.observations import read_observations
+from levda_cli.io.obsfiles import read_observations
 from levda_cli.models import model_spec
 from levda_cli.synthetic import observe, simulate
 

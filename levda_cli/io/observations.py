@@ -523,43 +523,6 @@ def write_netcdf(obs: ObservationSet, path: Path) -> None:
     tmp.replace(path)
 
 
-def read_observations(paths: list[Path]) -> ObservationSet:
-    """Read every file (format from the suffix: .csv, or .nc/.nc4/.netcdf) into one set."""
-    if not paths:
-        raise ObservationError("no observation files given")
-    sets = []
-    for path in paths:
-        path = Path(path)
-        if not path.exists():
-            raise ObservationError(f"observation file {path} does not exist")
-        if path.is_dir():
-            raise ObservationError(f"observation file {path} is a directory; give the files in it "
-                                   f"(e.g. '{path}/*.csv')")
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            sets.append(read_csv(path))
-        elif suffix in (".nc", ".nc4", ".netcdf", ".h5"):
-            from levda_cli.io import ioda
-
-            sets.append(ioda.read_ioda(path) if ioda.is_ioda(path) else read_netcdf(path))
-        else:
-            raise ObservationError(f"{path}: unknown observation format '{suffix}'; use .csv or .nc")
-    return ObservationSet.concat(sets)
-
-
-def write_observations(obs: ObservationSet, path: Path, fmt: str = "auto") -> None:
-    """Write as CSV, flat NetCDF or IODA v3 (``fmt``, or from the suffix: .csv or NetCDF)."""
-    path = Path(path)
-    if fmt == "auto":
-        fmt = "csv" if path.suffix.lower() == ".csv" else "netcdf"
-    if fmt == "ioda":
-        from levda_cli.io.ioda import write_ioda
-
-        write_ioda(obs, path)
-    else:
-        (write_csv if fmt == "csv" else write_netcdf)(obs, path)
-
-
 def screen(
     obs: ObservationSet,
     fields: tuple[str, ...],
