@@ -555,9 +555,11 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
 
     def run_step(*args):
         """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""
-        leaves, tree = jax.tree.flatten((arrays, *args))
+        arg_leaves = jax.tree.leaves(args)  # the setup's arrays are flattened once, above
+        leaves = [*array_leaves, *arg_leaves]
         sig = signature(leaves)
-        trees.setdefault(sig, tree)
+        if sig not in trees:
+            trees[sig] = jax.tree.structure((arrays, *args))
         analysis, packed = step_c(*leaves)
         layout = layouts[sig]
         return analysis, lambda: unpack(packed, layout)

@@ -79,6 +79,20 @@ class AbstractDynamics(eqx.Module):
         return self.observe(prepared[t], mu, geometry, field)
 
 
+class GridInterpolated(AbstractDynamics):
+    """Dynamics whose observation is a weighted sum of a few values of the prepared state: its
+    ``geometry`` returns ``(indices into one prepared time, weights)`` (interpolation from grid
+    points), and ``sample`` gathers them. Lorenz-96, the tsunami and the sphere share this."""
+
+    def sample(self, prepared, mu, t, geometry, field):
+        index, weight = geometry
+        return (weight * prepared[t, index]).sum()
+
+    @property
+    def observation_footprint(self) -> int:
+        return 4  # at most four grid points per observation (bilinear)
+
+
 class Problem(eqx.Module):
     """Maps a control vector to a state and a full parameter vector.
 

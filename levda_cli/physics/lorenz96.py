@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from levda_cli.core.dynamics import AbstractDynamics, rk4
+from levda_cli.core.dynamics import GridInterpolated, rk4
 
 FIELDS = ("x",)
 COORDS = ("site",)
@@ -23,7 +23,7 @@ def tendency(x: Float[Array, " n"], forcing: Float[Array, ""]) -> Float[Array, "
     return (jnp.roll(x, -1) - jnp.roll(x, 2)) * jnp.roll(x, 1) - x + forcing
 
 
-class Lorenz96(AbstractDynamics):
+class Lorenz96(GridInterpolated):
     """Lorenz-96 on ``n`` sites; parameters ``mu = [F]``."""
 
     n_state: int = eqx.field(static=True, default=40)
@@ -50,14 +50,6 @@ class Lorenz96(AbstractDynamics):
         i0 = jnp.floor(site).astype(jnp.int32)
         frac = site - i0
         return jnp.stack([i0 % self.n_state, (i0 + 1) % self.n_state]), jnp.stack([1.0 - frac, frac])
-
-    def sample(self, prepared, mu, t, geometry, field):
-        index, weight = geometry
-        return (weight * prepared[t, index]).sum()
-
-    @property
-    def observation_footprint(self) -> int:
-        return 2
 
     def integrate(self, x0: Float[Array, " n"], forcing, n_steps: int, every: int = 1) -> Float[Array, "n_out n"]:
         """States after every ``every`` steps, ``n_steps // every`` of them, starting state excluded."""

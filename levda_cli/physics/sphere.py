@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from levda_cli.core.dynamics import AbstractDynamics
+from levda_cli.core.dynamics import GridInterpolated
 
 FIELDS = ("h", "u", "v")
 COORDS = ("lon", "lat")
@@ -103,7 +103,7 @@ def _forced_equation_class():
     return ForcedState, ForcedShallowWater
 
 
-class Sphere(AbstractDynamics):
+class Sphere(GridInterpolated):
     """Forced shallow water on the sphere; parameters ``mu = [amplitude (m), width (deg)]``."""
 
     truncation: str = eqx.field(static=True, default="T21")
@@ -266,14 +266,6 @@ class Sphere(AbstractDynamics):
         index = base + jnp.stack([j0 * n_lon + i0, j0 * n_lon + i1, (j0 + 1) * n_lon + i0, (j0 + 1) * n_lon + i1])
         weight = jnp.stack([(1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx])
         return index, weight
-
-    def sample(self, prepared, mu, t, geometry, field):
-        index, weight = geometry
-        return (weight * prepared[t, index]).sum()
-
-    @property
-    def observation_footprint(self) -> int:
-        return 4
 
     def mean_potential_anomaly(self, x) -> jax.Array:
         """The area mean of Phi' (zero when mass is conserved)."""

@@ -19,14 +19,14 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from levda_cli.core.dynamics import AbstractDynamics, rk4
+from levda_cli.core.dynamics import GridInterpolated, rk4
 
 FIELDS = ("u", "v", "eta")
 COORDS = ("x", "y")
 PARAMS = ("x0", "y0")
 
 
-class Tsunami(AbstractDynamics):
+class Tsunami(GridInterpolated):
     """The tsunami benchmark on an ``n x n`` C-grid; parameters ``mu = [x0, y0]`` (metres)."""
 
     n: int = eqx.field(static=True, default=50)
@@ -166,14 +166,6 @@ class Tsunami(AbstractDynamics):
         index = jnp.stack([idx_u, idx_v, idx_e])[field]
         weight = jnp.stack([w_u, w_v, w_e])[field]
         return index, weight
-
-    def sample(self, prepared, mu, t, geometry, field):
-        index, weight = geometry
-        return (weight * prepared[t, index]).sum()
-
-    @property
-    def observation_footprint(self) -> int:
-        return 4
 
     def mass(self, x) -> Float[Array, ""]:
         return jnp.sum(self.unpack(x)[0]) * self.dx**2
