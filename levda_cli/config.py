@@ -104,6 +104,11 @@ class InflationConfig(_Strict):
     multiplicative: float = Field(1.0, ge=1.0)
     rtps: float = Field(0.0, ge=0.0, le=1.0)
     finite_size: bool = Field(True, description="EnKF-N background term: inflation adapted every window")
+    xn: float = Field(2.0, gt=0, le=1e6, description="finite-size hyperprior confidence (Bocquet, Raanes & Hannart "
+                      "2015): 1 agnostic (chaotic models), larger for more linear, deterministic ones")
+    mode_correction: bool = Field(True, description="finite-size hyperprior mode correction: no inflation and no "
+                                  "update where observations carry no weight (false: Bocquet 2011's term, which "
+                                  "deflates the ensemble in data gaps)")
 
 
 class SolverConfig(_Strict):
@@ -114,6 +119,21 @@ class SolverConfig(_Strict):
                             "(memory grows with it, not with the observation count); 0: sized for the "
                             "model and the backend")
     rotate: bool = False
+    require_convergence: bool = Field(False, description="stop with exit 7 at a window whose minimiser ends "
+                                      "without meeting the tolerance (default: count, flag and warn)")
+    require_consistency: bool = Field(False, description="stop with exit 7 at a window whose chi2 = 2 Jo / n_obs "
+                                      "lies outside consistency_sigmas standard deviations of 1")
+    consistency_sigmas: float = Field(4.0, gt=0, description="how far chi2 may lie from 1, in its standard "
+                                      "deviations sqrt(2 / n_obs), before a window is flagged inconsistent")
+    posterior_hessian: Literal["gauss-newton", "exact"] = Field("gauss-newton", description="the Hessian whose "
+                                 "inverse square root makes the analysis anomalies: gauss-newton = zeta I + S^T S "
+                                 "(the published iEnKS-N), exact = with the finite-size term's rank-one part")
+    divergence_windows: int = Field(3, ge=1, description="this many consecutive windows with innovations far outside "
+                                    "what the ensemble spread and R allow count as filter divergence")
+    require_no_divergence: bool = Field(False, description="stop with exit 7 when filter divergence is detected "
+                                        "(default: count and warn)")
+    spread_floor: float = Field(1e-10, ge=0, description="a background ensemble whose spread (every control "
+                                "component) is at most this is degenerate: exit 7")
 
 
 class ObservationConfig(_Strict):
@@ -127,6 +147,8 @@ class ObservationConfig(_Strict):
 
 class OutputConfig(_Strict):
     members: bool = Field(True, description="store every analysis member's fields, not only mean and spread")
+    rank_histograms: bool = Field(True, description="rank of each observation among the background members in "
+                                  "observation space (costs one forecast of every member per window)")
     precision: Literal["float64", "float32"] = Field("float64", description=(
         "the model and decoder's precision (float32: faster on GPUs); the ensemble, the N x N algebra, "
         "the cost and the store stay float64"))
@@ -379,11 +401,14 @@ def window_setup(cfg: AssimilateConfig, spec):
         problem=problem,
         solver=solver,
         inflation=tuple(inflation),
-        prior=FiniteSizePrior() if cfg.inflation.finite_size else GaussianPrior(),
+        prior=(FiniteSizePrior(x_n=cfg.inflation.xn, mode_correction=cfg.inflation.mode_correction)
+               if cfg.inflation.finite_size else GaussianPrior()),
         n_window=steps["length"],
         n_shift=steps["shift"],
         n_field=len(spec.fields),
         rotate=cfg.solver.rotate,
+        exact_hessian=cfg.solver.posterior_hessian == "exact",
+        obs_ranks=cfg.output.rank_histograms,
     )
 
 

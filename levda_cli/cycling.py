@@ -157,7 +157,23 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
     specs["compile_seconds"] = scalar(long_name="of which JAX tracing and compiling (the first window of a run)",
                                       units="s")
     specs["iterations"] = scalar("i4", long_name="minimiser iterations")
-    specs["converged"] = scalar("i1", long_name="1 if the step norm fell below the tolerance")
+    specs["converged"] = scalar("i1", long_name="1 if an accepted step met solver.tolerance")
+    specs["consistent"] = scalar("i1", long_name="1 if chi2 lies within solver.consistency_sigmas standard "
+                                 "deviations sqrt(2 / n_obs) of 1, else 0")
+    specs["diverging"] = scalar("i1", long_name="1 if this window ends a run of solver.divergence_windows windows "
+                                "whose innovation ratio is inconsistent (filter divergence)")
+    specs["inflation"] = scalar(long_name="adaptive inflation of the background anomalies, 1/sqrt(zeta) of the "
+                                "finite-size term (1 with the Gaussian term)")
+    specs["innovation_ratio"] = scalar(long_name="|R^-1/2 (y - h(mean_b))|^2 / (n_obs + tr S^T S): 1 when the "
+                                       "background spread and R explain o - b")
+    specs["spread_skill"] = scalar(long_name="analysis spread / analysis RMSE vs truth (NaN without truth)")
+    rank = ("variable", "rank")
+    specs["rank_observations"] = ArraySpec(rank, (len(spec.fields), n_ens + 1), "i4", {
+        "long_name": "counts of each observation's rank among the background members in observation space, each "
+                     "perturbed with the observation's error (all -1 when output.rank_histograms is off)"})
+    specs["rank_truth"] = ArraySpec(rank, (len(spec.fields), n_ens + 1), "i4", {
+        "long_name": "counts of the truth's rank among the analysis members at the output grid points (all -1 "
+                     "without truth)"})
     specs["n_obs"] = scalar("i4", long_name="observations assimilated")
     specs["n_rejected"] = scalar("i4", long_name="observations of this window rejected by QC")
     for name in ("omb_mean", "omb_rms", "oma_mean", "oma_rms"):
@@ -179,7 +195,8 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
         specs[name] = ArraySpec(obs, (obs_width,), t)
     for c in spec.coords:
         specs[f"obs_{c}"] = ArraySpec(obs, (obs_width,), "f8")
-    coords = {"member": np.arange(n_ens), "ctrl": np.arange(n_ctrl), "variable": np.asarray(spec.fields, "<U32")}
+    coords = {"member": np.arange(n_ens), "ctrl": np.arange(n_ctrl), "variable": np.asarray(spec.fields, "<U32"),
+              "rank": np.arange(n_ens + 1)}
     coords.update({c: np.asarray(spec.grid[c]) for c in grid_dims})
     if est:
         coords["param"] = np.asarray(est, "<U32")
@@ -340,6 +357,12 @@ def run(
         else:
             background = forward(np.asarray(store.read_last("analysis"), np.float64))
 
+        streak = [0]  # consecutive windows with an inconsistent innovation ratio (continued from the store)
+        if resumed:
+            tail = min(resumed, cfg.solver.divergence_windows)
+            for ratio, n in zip(store.read_tail("innovation_ratio", tail), store.read_tail("n_obs", tail)):
+                band = cfg.solver.consistency_sigmas * math.sqrt(2 / max(int(n), 1))
+                streak[0] = streak[0] + 1 if float(ratio) > 1 + band else 0
         rows, pending, last_commit = [], [], [time.monotonic(), 0.0]  # time of the last commit, its duration
 
         def commit():
@@ -408,12 +431,47 @@ def run(
                     "Try more inflation, a shorter window, or solver.method = \"levenberg-marquardt\""
                 )
             n_used = len(sel)
+            sd_b = np.std(res.background, axis=0, ddof=1)
+            if not sd_b.max() > cfg.solver.spread_floor:
+                raise DivergenceError(
+                    f"window {k} ({_iso(start_s)} to {_iso(end_s)}): the background ensemble is degenerate (largest "
+                    f"spread of a control component {sd_b.max():.3g} <= solver.spread_floor = "
+                    f"{cfg.solver.spread_floor:g}); its members are (nearly) identical, so no observation can move "
+                    f"them. {out} keeps the windows before it. Give the first guess a spread (ensemble.perturbation, "
+                    "ensemble.latent_noise, or an estimated parameter), or more inflation"
+                )
+            chi2 = 2 * float(res.cost_o) / max(n_used, 1)
+            # chi2 of n observations: mean 1, standard deviation sqrt(2 / n) when the errors are right
+            band = cfg.solver.consistency_sigmas * math.sqrt(2 / max(n_used, 1))
+            consistent = abs(chi2 - 1) <= band
+            # the innovation ratio's standard deviation is about sqrt(2 / n) too (a chi-squared variable)
+            streak[0] = streak[0] + 1 if float(res.innovation_ratio) > 1 + band else 0
+            diverging = streak[0] >= cfg.solver.divergence_windows
+            for flag, required, what in (
+                (not bool(res.converged), cfg.solver.require_convergence,
+                 f"the minimiser stopped after {int(res.iterations)} iterations without meeting solver.tolerance "
+                 "(solver.require_convergence)"),
+                (not consistent, cfg.solver.require_consistency,
+                 f"chi2 = 2 Jo / n_obs = {chi2:.3g} over {n_used} observations lies more than "
+                 f"{cfg.solver.consistency_sigmas:g} standard deviations from 1 (solver.require_consistency)"),
+                (diverging, cfg.solver.require_no_divergence,
+                 f"the innovations have been larger than the ensemble spread and R allow for {streak[0]} windows "
+                 f"(innovation ratio {float(res.innovation_ratio):.3g}): filter divergence "
+                 "(solver.require_no_divergence)"),
+            ):
+                if flag and required:
+                    raise DivergenceError(
+                        f"window {k} ({_iso(start_s)} to {_iso(end_s)}): {what}. The window is not stored; {out} "
+                        "keeps the windows before it")
             record = {
                 "window_index": k, "window_start": start_s, "window_end": end_s, "model_time_start": clock.model_time(start_s),
                 "background": res.background, "analysis": res.analysis, "filter": res.filter,
                 "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
-                "cost_o": res.cost_o, "dfs": res.dfs, "chi2": 2 * res.cost_o / max(n_used, 1),
+                "cost_o": res.cost_o, "dfs": res.dfs, "chi2": chi2,
                 "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
+                "consistent": consistent, "diverging": diverging, "inflation": res.inflation,
+                "innovation_ratio": res.innovation_ratio,
+                "rank_observations": res.rank_obs if cfg.output.rank_histograms else np.full_like(res.rank_obs, -1),
                 "n_rejected": rejected_in.get(k, 0), "seconds": seconds, "compile_seconds": compile_s,
                 "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
                 "oma_rms": res.oma_rms, "n_obs_variable": res.n_obs_field,
@@ -439,7 +497,9 @@ def run(
                 "window": k, "start": _iso(start_s), "end": _iso(end_s),
                 "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
                 "iterations": int(res.iterations), "converged": bool(res.converged), "n_obs": n_used,
-                "n_rejected": int(record["n_rejected"]), "chi2": float(record["chi2"]),
+                "n_rejected": int(record["n_rejected"]), "chi2": chi2, "consistent": bool(consistent),
+                "innovation_ratio": float(res.innovation_ratio), "diverging": bool(diverging),
+                "inflation": float(res.inflation), "spread_skill": float(record["spread_skill"]),
                 "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
                 "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
                 "seconds": round(seconds, 6), "compile_seconds": round(compile_s, 6),
@@ -479,13 +539,18 @@ def run(
         summary = _summary(out, resumed, rows, obs, store.n_windows, position[1])
         summary["compile_seconds"] = round(timing["compile_seconds"], 3)
         summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
-        for key, what in (("windows_unconverged", "stopped at solver.max_iterations without meeting the tolerance"),
-                          ("windows_inconsistent", "have a chi2 = 2 Jo / n_obs more than 4 standard deviations above 1 "
-                           "(the analysis does not fit the observations as their errors allow)")):
+        for key, what, where in (
+            ("windows_unconverged", "stopped at solver.max_iterations without meeting the tolerance", "converged"),
+            ("windows_inconsistent", f"have a chi2 = 2 Jo / n_obs more than {cfg.solver.consistency_sigmas:g} standard "
+             "deviations from 1 (the analysis does not fit the observations as their errors allow)", "consistent"),
+            ("windows_diverging", "end a run of windows whose observation-minus-background differences are larger "
+             "than the ensemble spread and R allow (filter divergence: the ensemble may have lost the truth)",
+             "diverging"),
+        ):
             if summary[key]:
                 warn(f"{len(summary[key])} of {len(rows)} window(s) {what}: window(s) "
                      f"{', '.join(map(str, summary[key][:10]))}{' ...' if len(summary[key]) > 10 else ''}; "
-                     "see 'converged' and 'chi2' in the store")
+                     f"see '{where}' in the store")
         return summary
 
 
@@ -585,12 +650,24 @@ def _window_products(to_fields, fields, n_state, members, background, analysis, 
                 out[f"{f}_{stage}_spread"] = stack[f].std(axis=0, ddof=1)
             if stage == "analysis" and members:
                 out[f"{f}_analysis_members"] = stack[f]
+        if stage == "analysis":
+            analysis_fields = stack
     out["spread_analysis"] = spread(vectors["analysis"])
     out["spread_filter"] = spread(vectors["filter"])
     out["rmse_background"] = rmse(vectors["background"], truth_start)
     out["rmse_analysis"] = rmse(vectors["analysis"], truth_start)
     out["crps_analysis"] = crps(vectors["analysis"], truth_start)
     out["rmse_filter"] = rmse(vectors["filter"], truth_end)
+    out["spread_skill"] = out["spread_analysis"] / out["rmse_analysis"]
+    # the truth's rank among the analysis members, per field, counted over the grid points
+    n_ens, at, hist = analysis.shape[0], 0, []
+    for f in fields:
+        ens_f = analysis_fields[f].reshape(n_ens, -1)
+        truth = truth_start[at:at + ens_f.shape[1]]
+        counts = jnp.zeros(n_ens + 1, jnp.int32).at[(ens_f < truth[None, :]).sum(axis=0)].add(1)
+        hist.append(jnp.where(jnp.isnan(truth).any(), -1, counts))
+        at += ens_f.shape[1]
+    out["rank_truth"] = jnp.stack(hist)
     return out
 
 
@@ -622,6 +699,11 @@ def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype, 
     return jax.jit(propagate, static_argnums=2)(problem, x, n_spin)[-1]
 
 
+def _mean(values) -> float | None:
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.mean(values)) if values else None
+
+
 def _summary(out, resumed, rows, obs, n_windows, skipped: int = 0) -> dict:
     reasons = {obsio.QC_NAMES[int(c)]: int(n) for c, n in zip(*np.unique(obs.qc, return_counts=True)) if c != 0}
     return {
@@ -635,7 +717,11 @@ def _summary(out, resumed, rows, obs, n_windows, skipped: int = 0) -> dict:
         "n_obs_assimilated": int(sum(r["n_obs"] for r in rows)),
         "rejected": reasons,
         "windows_unconverged": [r["window"] for r in rows if not r["converged"]],
-        # chi2 of n_obs observations: mean 1, standard deviation sqrt(2 / n_obs) when the errors are right
-        "windows_inconsistent": [r["window"] for r in rows if r["n_obs"] and r["chi2"] > 1 + 4 * math.sqrt(2 / r["n_obs"])],
+        "windows_inconsistent": [r["window"] for r in rows if not r["consistent"]],
+        "windows_diverging": [r["window"] for r in rows if r["diverging"]],
+        # calibration over this run's windows (spread/skill needs the truth)
+        "mean_inflation": _mean([r["inflation"] for r in rows]),
+        "mean_innovation_ratio": _mean([r["innovation_ratio"] for r in rows]),
+        "mean_spread_skill": _mean([r["spread_skill"] for r in rows]),
         "windows": rows,
     }

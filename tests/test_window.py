@@ -80,15 +80,21 @@ def test_cycling_tracks_lorenz96_and_learns_forcing():
 
 
 def test_finite_size_prior_derivatives():
-    """zeta(w) w is the gradient of J_b and hessian() its Hessian (autodiff); zeta(0) = N/(N-1)."""
+    """zeta(w) w is the gradient of J_b and hessian() its Hessian (autodiff) at fixed S^T S."""
     from levda_cli.core import FiniteSizePrior, GaussianPrior
 
-    w = jnp.asarray(np.random.default_rng(0).standard_normal(9))
-    for prior in (FiniteSizePrior(), GaussianPrior()):
-        np.testing.assert_allclose(jax.grad(prior.value)(w), prior.zeta(w) * w, rtol=1e-12)
-        np.testing.assert_allclose(jax.hessian(prior.value)(w), prior.hessian(w), rtol=1e-12, atol=1e-14)
-        assert float(prior.value(jnp.zeros(9))) == 0.0
-    np.testing.assert_allclose(FiniteSizePrior().zeta(jnp.zeros(9)), 9 / 8, rtol=1e-14)
+    rng = np.random.default_rng(0)
+    w = jnp.asarray(rng.standard_normal(9))
+    a = rng.standard_normal((9, 9))
+    StS = jnp.asarray(a @ a.T)
+    for prior in (FiniteSizePrior(), FiniteSizePrior(x_n=3.0, mode_correction=False), GaussianPrior()):
+        np.testing.assert_allclose(jax.grad(prior.value)(w, StS), prior.zeta(w, StS) * w, rtol=1e-12)
+        np.testing.assert_allclose(jax.hessian(prior.value)(w, StS), prior.hessian(w, StS), rtol=1e-12, atol=1e-14)
+        assert float(prior.value(jnp.zeros(9), StS)) == 0.0
+    # Without the mode correction zeta(0) = (N - 1) c_L / ((N - 1) e_N) = N^2 / (N^2 - 1): a deflation.
+    np.testing.assert_allclose(FiniteSizePrior(mode_correction=False).zeta(jnp.zeros(9), StS), 81 / 80, rtol=1e-14)
+    # With it, a window whose observations weigh nothing (S^T S = 0) neither inflates nor deflates.
+    np.testing.assert_allclose(FiniteSizePrior(x_n=2.0).zeta(jnp.zeros(9), 0 * StS), 1.0, rtol=1e-14)
 
 
 def test_finite_size_prior_recovers_from_a_climatological_start():
@@ -100,7 +106,7 @@ def test_finite_size_prior_recovers_from_a_climatological_start():
     truth = dyn.integrate(dyn.integrate(8 + jax.random.normal(jax.random.PRNGKey(0), (40,)), 8.0, 400)[-1], 8.0, 400)
     noise = jax.random.normal(jax.random.PRNGKey(1), truth.shape)
     ens = jax.vmap(lambda x: dyn.integrate(x, 8.0, 400)[-1])(8 + jax.random.normal(jax.random.PRNGKey(5), (20, 40)))
-    setup = WindowSetup(Problem(dyn, jnp.array([8.0])), GaussNewton(), (), FiniteSizePrior())
+    setup = WindowSetup(Problem(dyn, jnp.array([8.0])), GaussNewton(), (), FiniteSizePrior(x_n=2.0), exact_hessian=False)
     step = eqx.filter_jit(analyse_window)
     errors = []
     for k in range(300):

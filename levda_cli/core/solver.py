@@ -31,13 +31,15 @@ class Minimum(eqx.Module):
     w: Float[Array, " n_ens"]
     d: Float[Array, " n_obs"]  # normalised innovation at w
     StS: Float[Array, "n_ens n_ens"]  # S^T S at w, S = -dd/dw
+    StS_initial: Float[Array, "n_ens n_ens"]  # S^T S at w = 0 (the background's spread in observation space)
     iterations: Int[Array, ""]
     converged: Bool[Array, ""]
     step_norm: Float[Array, ""]
 
 
-def cost(prior: AbstractPrior, w: Array, d: Array) -> Array:
-    return prior.value(w) + 0.5 * (d @ d)
+def cost(prior: AbstractPrior, w: Array, d: Array, StS: Array) -> Array:
+    """``J(w)``; ``StS`` sets the finite-size background term's coefficients (``prior.py``)."""
+    return prior.value(w, StS) + 0.5 * (d @ d)
 
 
 class AbstractSolver(eqx.Module):
@@ -54,8 +56,10 @@ def _damped_iterations(linearise: Linearise, prior, n_ens, dtype, max_iterations
     """Gauss-Newton (``damping == 0``) or Levenberg-Marquardt iterations.
 
     With damping, a step that raises the cost is refused and the damping multiplied by
-    ``factor``; an accepted step divides it. Stops when ``||dw|| < tolerance`` or after
-    ``max_iterations`` steps.
+    ``factor``; an accepted step divides it. Gauss-Newton takes every finite step; a step to
+    non-finite values (a model blown up far from the background) is refused and the next one
+    damped (Levenberg-Marquardt's rule until a step is accepted), not an abort. Stops when an
+    accepted step has ``||dw|| < tolerance`` or after ``max_iterations`` steps.
     """
     w0 = jnp.zeros(n_ens, dtype)
     lin0 = linearise(w0)
@@ -68,19 +72,23 @@ def _damped_iterations(linearise: Linearise, prior, n_ens, dtype, max_iterations
 
     def body(state):
         w, lin, it, _, lam = state
-        zeta = prior.zeta(w)
+        zeta = prior.zeta(w, lin.StS)
         H = zeta * eye + lin.StS
         g = lin.Std - zeta * w
         dw = jnp.linalg.solve(H + lam * eye, g)
         w_new = w + dw
         lin_new = linearise(w_new)
-        finite = jnp.isfinite(cost(prior, w_new, lin_new.d))
+        # both costs with this iterate's background coefficients (the finite-size term's depend on S^T S)
+        j_new = cost(prior, w_new, lin_new.d, lin.StS)
+        finite = jnp.isfinite(j_new) & jnp.isfinite(lin_new.StS).all() & jnp.isfinite(lin_new.Std).all()
         if damping == 0.0:
-            accept = jnp.asarray(True)
+            accept = finite
+            # Gauss-Newton again after an accepted step; after a refused one, damped as LM would
+            lam_new = jnp.where(accept, 0.0, jnp.maximum(lam * 10.0, zeta))
         else:
             # a step to non-finite values is refused like one that raises the cost
-            accept = finite & (cost(prior, w_new, lin_new.d) <= cost(prior, w, lin.d))
-        lam_new = jnp.where(accept, lam / factor, lam * factor)
+            accept = finite & (j_new <= cost(prior, w, lin.d, lin.StS))
+            lam_new = jnp.where(accept, lam / factor, lam * factor)
         keep = jax.tree.map(lambda a, b: jnp.where(accept, a, b), (w_new, lin_new), (w, lin))
         # the step norm that decides convergence is the accepted step's (a refused step is no step)
         norm = jnp.where(accept, jnp.linalg.norm(dw), inf)
@@ -88,7 +96,8 @@ def _damped_iterations(linearise: Linearise, prior, n_ens, dtype, max_iterations
 
     state = (w0, lin0, jnp.asarray(0), inf, jnp.asarray(damping, dtype))
     w, lin, it, norm, _ = jax.lax.while_loop(cond, body, state)
-    return Minimum(w=w, d=lin.d, StS=lin.StS, iterations=it, converged=norm < tolerance, step_norm=norm)
+    return Minimum(w=w, d=lin.d, StS=lin.StS, StS_initial=lin0.StS, iterations=it, converged=norm < tolerance,
+                   step_norm=norm)
 
 
 class GaussNewton(AbstractSolver):

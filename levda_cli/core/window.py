@@ -43,6 +43,8 @@ class WindowSetup(eqx.Module):
     n_shift: int = eqx.field(static=True, default=1)
     n_field: int = eqx.field(static=True, default=1)
     rotate: bool = eqx.field(static=True, default=False)
+    exact_hessian: bool = eqx.field(static=True, default=True)  # the posterior from J_b's exact Hessian
+    obs_ranks: bool = eqx.field(static=True, default=False)  # rank histogram of the observations (N forecasts)
     block: int = eqx.field(static=True, default=4096)  # observations per linearisation block
     compute: str = eqx.field(static=True, default="float64")  # the model and decoder's precision
 
@@ -74,6 +76,9 @@ class WindowResult(eqx.Module):
     converged: Bool[Array, ""]
     dfs: Float[Array, ""]  # degrees of freedom for signal, tr(S^T S H^-1)
     zeta: Float[Array, ""]  # background-term curvature at the minimum (1/zeta: adaptive inflation^2)
+    inflation: Float[Array, ""]  # 1/sqrt(zeta): the adaptive inflation of the background anomalies
+    innovation_ratio: Float[Array, ""]  # |d(0)|^2 / (n_obs + tr S^T S at w = 0): 1 when spread and R explain o - b
+    rank_obs: Int[Array, "n_field rank"]  # ranks of each observation among the perturbed background members
     n_obs: Int[Array, ""]
     hofx_background: Float[Array, " n_obs"]
     hofx_analysis: Float[Array, " n_obs"]
@@ -130,7 +135,7 @@ def analyse_window(
     problem = setup.problem
     n_ens = background.shape[0]
     dtype = background.dtype
-    keys = jax.random.split(key, 2 * len(setup.inflation) + 1)
+    keys = jax.random.split(key, 2 * len(setup.inflation) + 2)
 
     prior = background
     for i, strategy in enumerate(setup.inflation):
@@ -140,17 +145,21 @@ def analyse_window(
 
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
     term = ObservationTerm.build(problem, obs, setup.n_window, setup.block, setup.compute)
-    minimum = setup.solver.minimise(lambda w: term.linearise(v_bar, X, w), setup.prior, n_ens, dtype)
+    prior_term = setup.prior.for_ensemble(n_ens, background.shape[1])
+    minimum = setup.solver.minimise(lambda w: term.linearise(v_bar, X, w), prior_term, n_ens, dtype)
     w, StS = minimum.w, minimum.StS
-    zeta = setup.prior.zeta(w)
+    zeta = prior_term.zeta(w, StS)
     # The exact Hessian of the background term (Bocquet & Sakov 2012), unless far from the
     # background it is not positive definite; then the always-positive Gauss-Newton one.
-    H_exact = setup.prior.hessian(w) + StS
+    H_exact = prior_term.hessian(w, StS) + StS
     H_gn = zeta * jnp.eye(n_ens, dtype=dtype) + StS
-    H = jnp.where(jnp.linalg.eigvalsh(H_exact)[0] > 1e-8 * zeta, H_exact, H_gn)
+    if setup.exact_hessian:
+        H = jnp.where(jnp.linalg.eigvalsh(H_exact)[0] > 1e-8 * zeta, H_exact, H_gn)
+    else:  # as DAPPER's iEnKS: the Gauss-Newton Hessian zeta I + S^T S
+        H = H_gn
     evals, evecs = jnp.linalg.eigh(H)
     H_inv_sqrt = (evecs / jnp.sqrt(evals)) @ evecs.T
-    U = mean_preserving_rotation(keys[-1], n_ens, dtype) if setup.rotate else jnp.eye(n_ens, dtype=dtype)
+    U = mean_preserving_rotation(keys[-2], n_ens, dtype) if setup.rotate else jnp.eye(n_ens, dtype=dtype)
     W = w[:, None] + jnp.sqrt(n_ens - 1.0) * H_inv_sqrt @ U
     analysis = v_bar + (X @ W).T
     for i, strategy in enumerate(setup.inflation):
@@ -163,21 +172,37 @@ def analyse_window(
     d0 = jnp.where(obs.mask, (obs.value - hofx_b) / safe_error, 0.0)
     omb_mean, omb_rms, n_field_obs = field_stats(obs.value - hofx_b, obs.field, obs.mask, setup.n_field)
     oma_mean, oma_rms, _ = field_stats(obs.value - hofx_a, obs.field, obs.mask, setup.n_field)
+    n_obs = obs.mask.sum()
+    # Innovation consistency: E|d(0)|^2 = n_obs + tr(S^T S) when the background spread (after inflation)
+    # and R explain the observation-minus-background differences; far above 1: the ensemble has lost the truth.
+    innovation_ratio = (d0 @ d0) / jnp.maximum(n_obs + jnp.trace(minimum.StS_initial), 1.0)
+    if setup.obs_ranks:
+        # the observation's rank among the background members in observation space, each perturbed with
+        # the observation's error (Hamill 2001): flat when the ensemble and R are calibrated
+        members = jax.vmap(term.predict)(prior)
+        members = members + safe_error * jax.random.normal(keys[-1], members.shape, dtype)
+        ranks = (members < obs.value).sum(axis=0)
+        rank_obs = jnp.zeros((setup.n_field, n_ens + 1), jnp.int32).at[obs.field, ranks].add(obs.mask.astype(jnp.int32))
+    else:
+        rank_obs = jnp.zeros((setup.n_field, n_ens + 1), jnp.int32)
     return WindowResult(
         background=background,
         analysis=analysis,
         filter=traj[setup.n_window],
         next_background=traj[setup.n_shift],
         w=w,
-        cost_initial=cost(setup.prior, jnp.zeros_like(w), d0),
-        cost_final=cost(setup.prior, w, minimum.d),
-        cost_b=setup.prior.value(w),
+        cost_initial=cost(prior_term, jnp.zeros_like(w), d0, StS),
+        cost_final=cost(prior_term, w, minimum.d, StS),
+        cost_b=prior_term.value(w, StS),
         cost_o=0.5 * (minimum.d @ minimum.d),
         iterations=minimum.iterations,
         converged=minimum.converged,
         dfs=jnp.trace(StS @ ((evecs / evals) @ evecs.T)),
         zeta=zeta,
-        n_obs=obs.mask.sum(),
+        inflation=1.0 / jnp.sqrt(zeta),
+        innovation_ratio=innovation_ratio,
+        rank_obs=rank_obs,
+        n_obs=n_obs,
         hofx_background=jnp.where(obs.mask, hofx_b, 0.0),
         hofx_analysis=hofx_a,
         omb_mean=omb_mean,

@@ -29,7 +29,13 @@ committed before it stay committed.
 Version 2 (levda 0.4): many windows per chunk, observation slots 1024 per chunk, Zstandard with
 checksums, the ``window_index`` array (windows without observations are not analysed and not
 stored, so the store's windows need not be consecutive).
-Version-1 stores (levda <= 0.3.1) are refused with a message: start a new store.
+Version 3 (levda 0.5): 4 MiB chunks, observation slots chunked as wide as the first run's fullest
+window, ``seconds`` and ``compile_seconds``.
+Version 4 (levda 0.6): calibration diagnostics per window (``consistent``, ``diverging``,
+``inflation``, ``innovation_ratio``, ``spread_skill``, ``rank_observations``, ``rank_truth``) and the
+``rank`` coordinate. A version-3 store is migrated in place when a run resumes it (the new arrays
+filled with NaN / -1 for its windows). Version-1 and -2 stores are refused with a message: start a
+new store.
 """
 
 from __future__ import annotations
@@ -45,7 +51,10 @@ import numpy as np
 
 from levda_cli.errors import StoreError, StoreLockedError
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+# arrays version 4 added (levda 0.6); a version-3 store gains them, filled as unknown for its windows
+ADDED_IN_4 = ("consistent", "diverging", "inflation", "innovation_ratio", "spread_skill", "rank_observations",
+              "rank_truth")
 TIME_ATTRS = {"units": "seconds since 1970-01-01T00:00:00", "calendar": "proleptic_gregorian"}
 
 
@@ -133,7 +142,7 @@ class AnalysisStore:
                              f"(is {path.parent} writable?)") from None
         try:
             if path.exists():
-                return cls._open_existing(path, lock, specs)
+                return cls._open_existing(path, lock, specs, coords)
             if not os.access(path.parent, os.W_OK):
                 raise StoreError(f"cannot create {path}: the folder {path.parent} is not writable")
             try:
@@ -171,7 +180,7 @@ class AnalysisStore:
         return cls(path, lock, root, 0, tmp, dict(root.attrs))
 
     @classmethod
-    def _open_existing(cls, path, lock, specs):
+    def _open_existing(cls, path, lock, specs, coords=None):
         import zarr
 
         try:
@@ -183,6 +192,12 @@ class AnalysisStore:
                 raise StoreError(f"{path} is a Zarr store but not a levda analysis store (no levda_store_version); "
                                  "point --out at a new path")
             version = attrs.get("levda_store_version")
+            if version == 3 and not cls._migrate_3(path, specs, coords, attrs):
+                version = None
+            if version == 3:
+                consolidated = json.loads((path / ".zmetadata").read_text())
+                attrs = consolidated["metadata"][".zattrs"]
+                version = attrs.get("levda_store_version")
             if version != FORMAT_VERSION:
                 raise StoreError(f"{path} has store version {version}; this levda writes version {FORMAT_VERSION} "
                                  f"({ {1: 'written by levda <= 0.3.1: ', 2: 'written by levda 0.4: '}.get(version, '')}start a new store, "
@@ -236,6 +251,34 @@ class AnalysisStore:
                 raise StoreError(f"cannot repair {path}: {err.strerror or err}") from None
         return store
 
+    @staticmethod
+    def _migrate_3(path: Path, specs: dict[str, ArraySpec], coords: dict | None, attrs: dict) -> bool:
+        """Version 3 -> 4 in place (the lock is held): the new arrays, filled with their fill value (NaN or
+        -1: unknown) for the committed windows, then the version. Idempotent, so a migration killed
+        half-way is finished by the next open. False if this store is not one the new layout fits."""
+        import zarr
+
+        n = attrs.get("n_windows")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0 or coords is None:
+            return False
+        root = zarr.open_group(path, mode="r+", use_consolidated=False)
+        for name, values in coords.items():
+            if name not in root:
+                values = np.asarray(values)
+                arr = root.create_array(name, shape=values.shape, dtype=values.dtype, compressors=_codec(),
+                                        attributes={"_ARRAY_DIMENSIONS": [name]}, fill_value=None)
+                arr[...] = values
+        for name in ADDED_IN_4:
+            spec = specs.get(name)
+            if spec is None or name in root:
+                continue
+            root.create_array(name, shape=(n, *spec.shape), chunks=_chunks(spec), dtype=spec.dtype,
+                              fill_value=spec.fill, compressors=_codec(),
+                              attributes={"_ARRAY_DIMENSIONS": ["window", *spec.dims], **spec.attrs})
+        root.attrs["levda_store_version"] = FORMAT_VERSION
+        zarr.consolidate_metadata(root.store)
+        return True
+
     def verify_last(self, specs: dict[str, ArraySpec]) -> None:
         """Read the last committed window of every array: each chunk decodes (checksum) and holds
         what a committed window must (the window's times, a finite ensemble)."""
@@ -261,6 +304,10 @@ class AnalysisStore:
         if self.n_windows == 0:
             raise StoreError(f"{self.path} holds no committed window")
         return np.asarray(self._root[name][self.n_windows - 1])
+
+    def read_tail(self, name: str, n: int) -> np.ndarray:
+        """The last ``n`` committed windows of an array, oldest first."""
+        return np.asarray(self._root[name][max(0, self.n_windows - n):self.n_windows])
 
     # -- writing -------------------------------------------------------------------------------
     def append(self, windows: list[dict[str, np.ndarray]]) -> None:
