@@ -104,7 +104,7 @@ class InflationConfig(_Strict):
     multiplicative: float = Field(1.0, ge=1.0)
     rtps: float = Field(0.0, ge=0.0, le=1.0)
     finite_size: bool = Field(True, description="EnKF-N background term: inflation adapted every window")
-    xn: float = Field(2.0, gt=0, le=1e6, description="finite-size hyperprior confidence (Bocquet, Raanes & Hannart "
+    xn: float = Field(3.0, gt=0, le=1e6, description="finite-size hyperprior confidence (Bocquet, Raanes & Hannart "
                       "2015): 1 agnostic (chaotic models), larger for more linear, deterministic ones")
     mode_correction: bool = Field(True, description="finite-size hyperprior mode correction: no inflation and no "
                                   "update where observations carry no weight (false: Bocquet 2011's term, which "
@@ -121,9 +121,9 @@ class SolverConfig(_Strict):
     rotate: bool = False
     require_convergence: bool = Field(False, description="stop with exit 7 at a window whose minimiser ends "
                                       "without meeting the tolerance (default: count, flag and warn)")
-    require_consistency: bool = Field(False, description="stop with exit 7 at a window whose chi2 = 2 Jo / n_obs "
+    require_consistency: bool = Field(False, description="stop with exit 7 at a window whose 2 J_min / n_obs "
                                       "lies outside consistency_sigmas standard deviations of 1")
-    consistency_sigmas: float = Field(4.0, gt=0, description="how far chi2 may lie from 1, in its standard "
+    consistency_sigmas: float = Field(4.0, gt=0, description="how far 2 J_min / n_obs may lie from 1, in its standard "
                                       "deviations sqrt(2 / n_obs), before a window is flagged inconsistent")
     posterior_hessian: Literal["gauss-newton", "exact"] = Field("gauss-newton", description="the Hessian whose "
                                  "inverse square root makes the analysis anomalies: gauss-newton = zeta I + S^T S "

@@ -118,6 +118,20 @@ class Clock:
         return (np.asarray(t_s) - self.epoch_s) / self.unit_s
 
 
+@functools.lru_cache(maxsize=1)
+def _source_digest() -> str:
+    """SHA-256 of levda's own source files: an exported window program is reused only by the code that
+    made it (a changed window step under an unchanged version number must not load a stale export)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    root = Path(__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _bucket(n: int, least: int = 16) -> int:
     """Pad sizes to powers of two so runs with similar sizes share one compilation (and cache entry)."""
     return max(least, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
@@ -158,7 +172,9 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
                                       units="s")
     specs["iterations"] = scalar("i4", long_name="minimiser iterations")
     specs["converged"] = scalar("i1", long_name="1 if an accepted step met solver.tolerance")
-    specs["consistent"] = scalar("i1", long_name="1 if chi2 lies within solver.consistency_sigmas standard "
+    specs["chi2_min"] = scalar(long_name="2 J_min / n_obs with the background term at its curvature, (zeta |w|^2 + "
+                               "|d|^2) / n_obs: 1 on average when the background spread and R are right (Talagrand)")
+    specs["consistent"] = scalar("i1", long_name="1 if chi2_min lies within solver.consistency_sigmas standard "
                                  "deviations sqrt(2 / n_obs) of 1, else 0")
     specs["diverging"] = scalar("i1", long_name="1 if this window ends a run of solver.divergence_windows windows "
                                 "whose innovation ratio is inconsistent (filter divergence)")
@@ -303,7 +319,8 @@ def run(
     watch_compilation()
     key = jax.device_put(jax.random.PRNGKey(cfg.ensemble.seed), jax.devices()[0])  # committed: no copy per call
     products = functools.partial(_window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
-    cache_key = json.dumps([__version__, resolved(cfg), checkpoint_sha or ""], sort_keys=True, default=str)
+    cache_key = json.dumps([__version__, _source_digest(), resolved(cfg), checkpoint_sha or ""], sort_keys=True,
+                           default=str)
     step, forward = window_functions(setup, lambda res, t0, t1: products(res.background, res.analysis, res.filter, t0, t1),
                                      (export_folder(), cache_key))
     advance = eqx.filter_jit(advance_windows)
@@ -441,9 +458,10 @@ def run(
                     "ensemble.latent_noise, or an estimated parameter), or more inflation"
                 )
             chi2 = 2 * float(res.cost_o) / max(n_used, 1)
-            # chi2 of n observations: mean 1, standard deviation sqrt(2 / n) when the errors are right
+            # 2 J_min of n observations: chi-squared with n degrees of freedom (Talagrand), so mean 1 and standard
+            # deviation sqrt(2 / n) per observation when the background spread and the errors are right
             band = cfg.solver.consistency_sigmas * math.sqrt(2 / max(n_used, 1))
-            consistent = abs(chi2 - 1) <= band
+            consistent = abs(float(res.chi2_min) - 1) <= band
             # the innovation ratio's standard deviation is about sqrt(2 / n) too (a chi-squared variable)
             streak[0] = streak[0] + 1 if float(res.innovation_ratio) > 1 + band else 0
             diverging = streak[0] >= cfg.solver.divergence_windows
@@ -452,7 +470,7 @@ def run(
                  f"the minimiser stopped after {int(res.iterations)} iterations without meeting solver.tolerance "
                  "(solver.require_convergence)"),
                 (not consistent, cfg.solver.require_consistency,
-                 f"chi2 = 2 Jo / n_obs = {chi2:.3g} over {n_used} observations lies more than "
+                 f"2 J_min / n_obs = {float(res.chi2_min):.3g} over {n_used} observations lies more than "
                  f"{cfg.solver.consistency_sigmas:g} standard deviations from 1 (solver.require_consistency)"),
                 (diverging, cfg.solver.require_no_divergence,
                  f"the innovations have been larger than the ensemble spread and R allow for {streak[0]} windows "
@@ -469,7 +487,7 @@ def run(
                 "cost_initial": res.cost_initial, "cost_final": res.cost_final, "cost_b": res.cost_b,
                 "cost_o": res.cost_o, "dfs": res.dfs, "chi2": chi2,
                 "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
-                "consistent": consistent, "diverging": diverging, "inflation": res.inflation,
+                "chi2_min": res.chi2_min, "consistent": consistent, "diverging": diverging, "inflation": res.inflation,
                 "innovation_ratio": res.innovation_ratio,
                 "rank_observations": res.rank_obs if cfg.output.rank_histograms else np.full_like(res.rank_obs, -1),
                 "n_rejected": rejected_in.get(k, 0), "seconds": seconds, "compile_seconds": compile_s,
@@ -497,7 +515,8 @@ def run(
                 "window": k, "start": _iso(start_s), "end": _iso(end_s),
                 "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
                 "iterations": int(res.iterations), "converged": bool(res.converged), "n_obs": n_used,
-                "n_rejected": int(record["n_rejected"]), "chi2": chi2, "consistent": bool(consistent),
+                "n_rejected": int(record["n_rejected"]), "chi2": chi2, "chi2_min": float(res.chi2_min),
+                "consistent": bool(consistent),
                 "innovation_ratio": float(res.innovation_ratio), "diverging": bool(diverging),
                 "inflation": float(res.inflation), "spread_skill": float(record["spread_skill"]),
                 "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
@@ -541,8 +560,9 @@ def run(
         summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
         for key, what, where in (
             ("windows_unconverged", "stopped at solver.max_iterations without meeting the tolerance", "converged"),
-            ("windows_inconsistent", f"have a chi2 = 2 Jo / n_obs more than {cfg.solver.consistency_sigmas:g} standard "
-             "deviations from 1 (the analysis does not fit the observations as their errors allow)", "consistent"),
+            ("windows_inconsistent", f"have 2 J_min / n_obs more than {cfg.solver.consistency_sigmas:g} standard "
+             "deviations from 1 (the analysis does not fit the observations as the background spread and their "
+             "errors allow)", "consistent"),
             ("windows_diverging", "end a run of windows whose observation-minus-background differences are larger "
              "than the ensemble spread and R allow (filter divergence: the ensemble may have lost the truth)",
              "diverging"),

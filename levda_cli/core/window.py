@@ -77,6 +77,7 @@ class WindowResult(eqx.Module):
     dfs: Float[Array, ""]  # degrees of freedom for signal, tr(S^T S H^-1)
     zeta: Float[Array, ""]  # background-term curvature at the minimum (1/zeta: adaptive inflation^2)
     inflation: Float[Array, ""]  # 1/sqrt(zeta): the adaptive inflation of the background anomalies
+    chi2_min: Float[Array, ""]  # (zeta |w*|^2 + |d(w*)|^2) / n_obs: 2 J_min / n_obs, expected 1 (Talagrand)
     innovation_ratio: Float[Array, ""]  # |d(0)|^2 / (n_obs + tr S^T S at w = 0): 1 when spread and R explain o - b
     rank_obs: Int[Array, "n_field rank"]  # ranks of each observation among the perturbed background members
     n_obs: Int[Array, ""]
@@ -201,6 +202,7 @@ def analyse_window(
         zeta=zeta,
         inflation=1.0 / jnp.sqrt(zeta),
         innovation_ratio=innovation_ratio,
+        chi2_min=(zeta * (w @ w) + minimum.d @ minimum.d) / jnp.maximum(n_obs, 1),
         rank_obs=rank_obs,
         n_obs=n_obs,
         hofx_background=jnp.where(obs.mask, hofx_b, 0.0),

@@ -31,7 +31,7 @@ checksums, the ``window_index`` array (windows without observations are not anal
 stored, so the store's windows need not be consecutive).
 Version 3 (levda 0.5): 4 MiB chunks, observation slots chunked as wide as the first run's fullest
 window, ``seconds`` and ``compile_seconds``.
-Version 4 (levda 0.6): calibration diagnostics per window (``consistent``, ``diverging``,
+Version 4 (levda 0.6): calibration diagnostics per window (``chi2_min``, ``consistent``, ``diverging``,
 ``inflation``, ``innovation_ratio``, ``spread_skill``, ``rank_observations``, ``rank_truth``) and the
 ``rank`` coordinate. A version-3 store is migrated in place when a run resumes it (the new arrays
 filled with NaN / -1 for its windows). Version-1 and -2 stores are refused with a message: start a
@@ -53,7 +53,7 @@ from levda_cli.errors import StoreError, StoreLockedError
 
 FORMAT_VERSION = 4
 # arrays version 4 added (levda 0.6); a version-3 store gains them, filled as unknown for its windows
-ADDED_IN_4 = ("consistent", "diverging", "inflation", "innovation_ratio", "spread_skill", "rank_observations",
+ADDED_IN_4 = ("chi2_min", "consistent", "diverging", "inflation", "innovation_ratio", "spread_skill", "rank_observations",
               "rank_truth")
 TIME_ATTRS = {"units": "seconds since 1970-01-01T00:00:00", "calendar": "proleptic_gregorian"}
 
