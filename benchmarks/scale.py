@@ -174,7 +174,6 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
     from levda_cli.config import AssimilateConfig, load_config, window_setup
     from levda_cli.core import WindowObs
     from levda_cli.cycling import _initial_ensemble, window_functions
-    from levda_cli.config import parameter_setup
     from levda_cli.io.obsfiles import read_observations
 
     cfg = load_config(AssimilateConfig, REPO / "configs" / "lorenz96.toml")
@@ -194,9 +193,8 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
             time_index=np.zeros(64, np.int32), coords=np.pad(obs.coords["site"][sel][:, None], ((0, 64 - n), (0, 0))),
             field=np.zeros(64, np.int32), value=np.pad(obs.value[sel], (0, 64 - n)),
             error=np.pad(obs.error[sel], (0, 64 - n), constant_values=1.0), mask=np.arange(64) < n)))
-    _, est, mean, std, _ = parameter_setup(cfg, spec.params)
     key = jax.random.PRNGKey(cfg.ensemble.seed)
-    background = _initial_ensemble(spec, setup, cfg, est, mean, std, jax.random.fold_in(key, 10**9), jnp.float64)
+    background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), jnp.float64)
     step, forward = window_functions(setup)
     t0 = time.perf_counter()
     analysis, _ = step(background, windows[0], key, np.uint32(0))  # compile both

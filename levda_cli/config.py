@@ -7,6 +7,8 @@ table.key=value`` overrides are applied to the parsed TOML before validation.
 
 from __future__ import annotations
 
+import math
+
 import datetime as dt
 import tomllib
 from pathlib import Path
@@ -85,16 +87,22 @@ class EnsembleConfig(_Strict):
     spinup: float | None = Field(None, ge=0, description="free-run time that makes each initial member "
                                  "(default per model; latent mode: from the surrogate's origin to the first window)")
     latent_noise: float = Field(0.0, ge=0, description="latent mode: std of noise added to z = 0 at the origin")
-    perturbation: float = Field(1.0, gt=0, description="std of the noise each spin-up starts from")
+    perturbation: float = Field(1.0, gt=0, description="std of the noise each spin-up starts from (Lorenz-96)")
+    climatology: bool = Field(True, description="each member's spin-up runs with the fixed (not estimated) "
+                              "parameters drawn from the model's declared ranges (the surrogate's training ranges), "
+                              "so the first guess has the climate's spread even when no parameter is estimated; "
+                              "false: with their fixed values")
 
 
 class ParameterConfig(_Strict):
-    """A model parameter: fixed at ``value``, or estimated from the prior ``N(prior_mean, prior_std)``."""
+    """A model parameter: fixed at ``value``, or estimated. The prior of an estimated parameter is
+    ``N(prior_mean, prior_std)``; without either, uniform over the model's (the checkpoint's) declared
+    range; a missing one of the two is taken from that range (mean: its middle, std: width / sqrt(12))."""
 
     value: float | None = None
     estimate: bool = False
     prior_mean: float | None = None
-    prior_std: float = Field(1.0, gt=0)
+    prior_std: float | None = Field(None, gt=0)
     jitter: float = Field(0.0, ge=0, description="additive noise std per window (anti-collapse)")
 
 
@@ -331,22 +339,49 @@ def resolved(cfg: BaseModel) -> dict[str, Any]:
     return cfg.model_dump(mode="json")
 
 
-def parameter_setup(cfg: AssimilateConfig, defaults: dict[str, float]):
-    """Resolve parameters: (values of all, names estimated, prior mean/std and jitter of those)."""
+def parameter_setup(cfg: AssimilateConfig, defaults: dict[str, float], ranges: dict | None = None):
+    """Resolve parameters: (values of all, names estimated, prior mean/std and jitter of those).
+
+    ``ranges`` (name -> (low, high)) are the model's declared ranges: the prior where the config
+    gives none (see ``ParameterConfig``)."""
     unknown = [p for p in cfg.parameters if p not in defaults]
     if unknown:
         raise ConfigError(f"[parameters] names {unknown}; model '{cfg.model.name}' has {list(defaults)}")
+    ranges = ranges or {}
     values, est, mean, std, jitter = [], [], [], [], []
     for name, default in defaults.items():
         p = cfg.parameters.get(name, ParameterConfig())
         value = default if p.value is None else p.value
         values.append(value)
         if p.estimate:
+            low, high = ranges.get(name, (value, value))
+            if (p.prior_mean is None or p.prior_std is None) and not high > low:
+                raise ConfigError(f"parameters.{name}: the model declares no range for {name}, so its prior cannot "
+                                  f"be taken from it; set parameters.{name}.prior_mean and parameters.{name}.prior_std")
             est.append(name)
-            mean.append(value if p.prior_mean is None else p.prior_mean)
-            std.append(p.prior_std)
+            mean.append(0.5 * (low + high) if p.prior_mean is None else p.prior_mean)
+            std.append((high - low) / math.sqrt(12.0) if p.prior_std is None else p.prior_std)
             jitter.append(p.jitter)
     return values, est, mean, std, jitter
+
+
+def initial_draws(cfg: AssimilateConfig, defaults: dict[str, float], ranges: dict) -> list[tuple]:
+    """How each parameter (in the model's order) is drawn for the first guess's members:
+    ``("uniform", low, high)``, ``("normal", mean, std)`` or ``("fixed", value)``."""
+    values, est, mean, std, _ = parameter_setup(cfg, defaults, ranges)
+    draws = []
+    for name, value in zip(defaults, values):
+        p = cfg.parameters.get(name, ParameterConfig())
+        low, high = ranges.get(name, (value, value))
+        if name in est:
+            i = est.index(name)
+            uniform = p.prior_mean is None and p.prior_std is None
+            draws.append(("uniform", low, high) if uniform else ("normal", mean[i], std[i]))
+        elif cfg.ensemble.climatology and high > low:
+            draws.append(("uniform", low, high))  # a spin-up parameter only: the control keeps the fixed value
+        else:
+            draws.append(("fixed", value))
+    return draws
 
 
 def default_block(dynamics, directions: int) -> int:
@@ -369,7 +404,7 @@ def window_setup(cfg: AssimilateConfig, spec):
         Problem, WindowSetup,
     )
 
-    values, est, _, _, jitter = parameter_setup(cfg, spec.params)
+    values, est, _, _, jitter = parameter_setup(cfg, spec.params, spec.prior)
     names = list(spec.params)
     problem = Problem(spec.dynamics, jnp.asarray(values), tuple(names.index(n) for n in est))
     if cfg.solver.method == "gauss-newton":

@@ -293,7 +293,7 @@ def run(
 
     from levda_cli.core import WindowObs, advance_windows
     setup = window_setup(cfg, spec)
-    values, est, prior_mean, prior_std, _ = parameter_setup(cfg, spec.params)
+    values, est, prior_mean, prior_std, _ = parameter_setup(cfg, spec.params, spec.prior)
     n_ens, n_state = cfg.ensemble.size, spec.dynamics.n_state
     n_ctrl = n_state + len(est)
     dtype = jnp.float64  # the ensemble's precision; the model's is cfg.output.precision
@@ -369,8 +369,7 @@ def run(
                 if spinup < -1e-9:
                     raise ConfigError(f"window.start is before the surrogate's time origin "
                                       f"{header['time']['origin']}; the latent state is only defined after it")
-            background = _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std,
-                                           jax.random.fold_in(key, 10**9), dtype, spinup)
+            background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), dtype, spinup)
         else:
             background = forward(np.asarray(store.read_last("analysis"), np.float64))
 
@@ -691,32 +690,47 @@ def _window_products(to_fields, fields, n_state, members, background, analysis, 
     return out
 
 
-def _initial_ensemble(spec, setup, cfg, est, prior_mean, prior_std, key, dtype, spinup=None):
-    """Members from the model's own start (free runs ``ensemble.spinup`` long from perturbed
-    states), with the estimated parameters drawn from their prior."""
+def _initial_ensemble(spec, setup, cfg, key, dtype, spinup=None):
+    """The first guess: members from the model's own start (free runs ``ensemble.spinup`` long; in
+    latent mode from the surrogate's origin to the first window), each with parameters drawn as
+    ``config.initial_draws`` says: estimated ones from their prior, fixed ones (with
+    ``ensemble.climatology``) from the model's declared range for the spin-up only, so the members
+    carry the climate's variability even when no parameter is estimated."""
     import jax
     import jax.numpy as jnp
 
-    from levda_cli.core import propagate
+    from levda_cli.config import initial_draws
+    from levda_cli.core import Problem, propagate
 
     problem = setup.problem
     n_ens = cfg.ensemble.size
     k1, k2 = jax.random.split(key)
-    mu = jnp.broadcast_to(problem.param_default, (n_ens, problem.param_default.shape[0]))
-    if est:
-        draws = jnp.asarray(prior_mean, dtype) + jnp.asarray(prior_std, dtype) * jax.random.normal(
-            k2, (n_ens, len(est)), dtype)
-        mu = mu.at[:, jnp.asarray(problem.estimated)].set(draws)
+    columns = []
+    for i, draw in enumerate(initial_draws(cfg, spec.params, spec.prior)):
+        ki = jax.random.fold_in(k2, i)
+        if draw[0] == "uniform":
+            columns.append(jax.random.uniform(ki, (n_ens,), dtype, draw[1], draw[2]))
+        elif draw[0] == "normal":
+            columns.append(draw[1] + draw[2] * jax.random.normal(ki, (n_ens,), dtype))
+        else:
+            columns.append(jnp.full((n_ens,), draw[1], dtype))
+    mu_spin = jnp.stack(columns, axis=1)  # every parameter, as each member's spin-up runs it
+    estimated = jnp.asarray(problem.estimated, int)
+    # the control's parameters: the estimated ones' draws, the others at their fixed value
+    mu = jnp.broadcast_to(problem.param_default.astype(dtype), mu_spin.shape)
+    if problem.estimated:
+        mu = mu.at[:, estimated].set(mu_spin[:, estimated])
     keys = jax.random.split(k1, n_ens)
-    x = jax.vmap(lambda m, k: spec.initial_state(m, k, cfg.ensemble.perturbation))(mu, keys).astype(dtype)
-    if est:
-        x = jnp.concatenate([x, mu[:, jnp.asarray(problem.estimated)]], axis=1)
+    x = jax.vmap(lambda m, k: spec.initial_state(m, k, cfg.ensemble.perturbation))(mu_spin, keys).astype(dtype)
     if spinup is None:
         spinup = spec.spinup if cfg.ensemble.spinup is None else cfg.ensemble.spinup
     n_spin = round(spinup / spec.dynamics.dt)
-    if n_spin == 0:
-        return x
-    return jax.jit(propagate, static_argnums=2)(problem, x, n_spin)[-1]
+    if n_spin:
+        # the spin-up with every member's own parameters (the whole parameter vector estimated for it)
+        spin_problem = Problem(problem.dynamics, problem.param_default, tuple(range(mu_spin.shape[1])))
+        x = jax.jit(propagate, static_argnums=2)(spin_problem, jnp.concatenate([x, mu_spin], axis=1), n_spin)[-1]
+        x = x[:, : x.shape[1] - mu_spin.shape[1]]
+    return jnp.concatenate([x, mu[:, estimated]], axis=1) if problem.estimated else x
 
 
 def _mean(values) -> float | None:
