@@ -34,6 +34,9 @@ class ModelConfig(_Strict):
     size: int | None = Field(None, ge=4, le=100_000, description="Lorenz-96 sites, grid cells a side, or the sphere's "
                              "spectral truncation (21 for T21; default per model)")
     dt: float | None = Field(None, gt=0, description="time step, model time units (default per model)")
+    surrogate_error: float = Field(1.0, ge=0, le=100, description="latent mode: the surrogate's recorded error "
+                                   "(per field and lead time, from its checkpoint) times this is added to each "
+                                   "observation's error variance as representation error; 0 turns it off")
 
     def spec(self):
         from levda_cli.models import model_spec
@@ -88,6 +91,9 @@ class EnsembleConfig(_Strict):
                                  "(default per model; latent mode: from the surrogate's origin to the first window)")
     latent_noise: float = Field(0.0, ge=0, description="latent mode: std of noise added to z = 0 at the origin")
     perturbation: float = Field(1.0, gt=0, description="std of the noise each spin-up starts from (Lorenz-96)")
+    initial: Path | None = Field(None, description="a given first guess: a levda analysis store (its last "
+                                 "analysis) or a Zarr/NetCDF file with ensemble(member, ctrl) and its valid time; "
+                                 "forecast to the first window's start")
     climatology: bool = Field(True, description="each member's spin-up runs with the fixed (not estimated) "
                               "parameters drawn from the model's declared ranges (the surrogate's training ranges), "
                               "so the first guess has the climate's spread even when no parameter is estimated; "

@@ -357,6 +357,9 @@ def run(
         windows = [int(k) for k in np.unique(k_obs[usable])]
         coord_arr = np.stack([obs.coords[c] for c in spec.coords], axis=1)
         field_idx = np.array([spec.fields.index(v) if v in spec.fields else -1 for v in obs.variable])
+        representation: dict[str, float] = {}
+        error_used = _with_surrogate_error(obs, field_idx, t_s, clock, spec, header, cfg.model.surrogate_error,
+                                           warn, representation)
         # Rejected records per window, counted only up to the last analysed window (a rejected time in
         # year 9999 must not size an array by its window number).
         rej_k = k_obs[(obs.qc != obsio.QC_OK) & (k_obs >= 0) & (k_obs <= windows[-1])]
@@ -369,8 +372,14 @@ def run(
                 if spinup < -1e-9:
                     raise ConfigError(f"window.start is before the surrogate's time origin "
                                       f"{header['time']['origin']}; the latent state is only defined after it")
-            background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), dtype, spinup)
+            if cfg.ensemble.initial is not None:
+                background = _given_ensemble(cfg.ensemble.initial, spec, setup, clock, n_ens, n_ctrl,
+                                             json.loads(attrs["control_names"]))
+            else:
+                background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), dtype, spinup)
         else:
+            if cfg.ensemble.initial is not None:
+                warn(f"ensemble.initial ({cfg.ensemble.initial}) is ignored: {out} resumes from its own last analysis")
             background = forward(np.asarray(store.read_last("analysis"), np.float64))
 
         streak = [0]  # consecutive windows with an inconsistent innovation ratio (continued from the store)
@@ -420,7 +429,7 @@ def run(
                 coords=padded(coord_arr[sel], n_pad),
                 field=padded(field_idx[sel], n_pad, 0, np.int32),
                 value=padded(obs.value[sel], n_pad),
-                error=padded(obs.error[sel], n_pad, 1.0),
+                error=padded(error_used[sel], n_pad, 1.0),
                 mask=np.arange(n_pad) < n,
             )
             truth_start = truth_end = no_truth
@@ -555,6 +564,7 @@ def run(
             commit()  # finished windows are kept on any exit: an error, a divergence
 
         summary = _summary(out, resumed, rows, obs, store.n_windows, position[1])
+        summary["surrogate_error_added"] = representation  # RMS added error per field (latent mode)
         summary["compile_seconds"] = round(timing["compile_seconds"], 3)
         summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
         for key, what, where in (
@@ -731,6 +741,50 @@ def _initial_ensemble(spec, setup, cfg, key, dtype, spinup=None):
         x = jax.jit(propagate, static_argnums=2)(spin_problem, jnp.concatenate([x, mu_spin], axis=1), n_spin)[-1]
         x = x[:, : x.shape[1] - mu_spin.shape[1]]
     return jnp.concatenate([x, mu[:, estimated]], axis=1) if problem.estimated else x
+
+
+def _given_ensemble(path, spec, setup, clock, n_ens, n_ctrl, control_names):
+    """A given first guess (``ensemble.initial``), forecast from its valid time to the first window's start."""
+    import jax
+
+    from levda_cli.core import propagate
+    from levda_cli.io.ensemble import read_initial_ensemble
+
+    ens, valid_s = read_initial_ensemble(path, n_ens, n_ctrl, control_names)
+    lead = (clock.start_s - valid_s) / clock.unit_s  # model time units
+    steps = lead / spec.dynamics.dt
+    if lead < 0 or abs(steps - round(steps)) > 1e-6:
+        raise ConfigError(f"initial ensemble {path} is valid at {_iso(valid_s)}; the first window starts at "
+                          f"{_iso(clock.start_s)}: it must be at or before it, a whole number of model steps "
+                          f"(dt = {spec.dynamics.dt}) earlier")
+    if round(steps) == 0:
+        return ens
+    return np.asarray(jax.jit(propagate, static_argnums=2)(setup.problem, ens, int(round(steps)))[-1])
+
+
+def _with_surrogate_error(obs, field_idx, t_s, clock, spec, header, scale, warn, representation: dict) -> np.ndarray:
+    """Each observation's error with the surrogate's own error at its field and lead time added in
+    quadrature (latent mode, ``model.surrogate_error`` > 0): the surrogate is a model with an error of
+    its own, and an analysis that trusts it more than it deserves is over-confident. Fills
+    ``representation`` with the mean added error per field (for the summary)."""
+    if header is None or scale == 0:
+        return obs.error
+    from levda_cli.models import surrogate_error
+
+    table = surrogate_error(header)
+    if table is None:
+        warn("the checkpoint records no error of its own (no surrogate_error, no validation error): observations "
+             "are used with their declared errors only; set model.surrogate_error = 0 to silence this")
+        return obs.error
+    model_t = np.asarray(clock.model_time(t_s), float)
+    added = np.zeros(len(obs))
+    for i, f in enumerate(spec.fields):
+        sel = field_idx == i
+        if sel.any():
+            times, series = table[f]
+            added[sel] = scale * np.interp(model_t[sel], times, series)  # held at the ends beyond the frames
+            representation[f] = float(np.sqrt(np.mean(added[sel] ** 2)))
+    return np.sqrt(obs.error**2 + added**2)
 
 
 def _mean(values) -> float | None:

@@ -193,3 +193,30 @@ def surrogate_spec(path, latent_noise: float = 0.0, warn=None, trusted_sha256: s
                **{p["name"]: p["units"] for p in header["parameters"]}},
     )
     return spec, header
+
+
+def surrogate_error(header: dict) -> dict | None:
+    """The surrogate's error per field, as ``{field: (frame_times, rmse_by_frame)}`` in model time (a
+    version-3 checkpoint's validation RMSE per output frame), or for a version-2 checkpoint its
+    validation relative L2 times the field's RMS over the training data, the same at every time; None
+    when the checkpoint records neither."""
+    fields = header["fields"]
+    t = header["time"]
+    block = header.get("surrogate_error")
+    if block:
+        out = {}
+        for f in fields:
+            series = np.asarray(block["rmse_by_frame"][f], float)
+            out[f] = (t["first_frame"] + t["frame_interval"] * np.arange(len(series)), series)
+        return out
+    rel = (header.get("training") or {}).get("validation_rel_l2")
+    norm = header.get("normalisation") or {}
+    if not isinstance(rel, dict) or "field_mean" not in norm or "field_std" not in norm:
+        return None
+    out = {}
+    for i, f in enumerate(fields):
+        if not isinstance(rel.get(f), (int, float)) or not np.isfinite(rel[f]):
+            return None
+        rms = float(np.hypot(norm["field_mean"][i], norm["field_std"][i]))
+        out[f] = (np.asarray([t["first_frame"]], float), np.asarray([rel[f] * rms]))
+    return out

@@ -174,6 +174,13 @@ def train(cfg: TrainConfig, data_path: Path, out: Path, progress: Callable[[int,
         pred = jax.vmap(lambda m: predict(model, m, idx))(mu) * jnp.asarray(std) + jnp.asarray(mean)
         return jnp.sqrt(jnp.sum((pred - y) ** 2, axis=(0, 1, 2)) / jnp.sum(y**2, axis=(0, 1, 2)))
 
+    @eqx.filter_jit
+    def frame_rmse(params, y, mu):
+        model = eqx.combine(params, static)
+        idx = jnp.broadcast_to(jnp.asarray(val_idx), (n_frame, len(val_idx)))
+        pred = jax.vmap(lambda m: predict(model, m, idx))(mu) * jnp.asarray(std) + jnp.asarray(mean)
+        return jnp.sqrt(jnp.mean((pred - y) ** 2, axis=(0, 2)))  # (frame, field)
+
     val_y_sub = jnp.asarray(val_y[:, :, val_idx])
     val_mu_dev = jnp.asarray(val_mu, jnp.float32)
     out = Path(out)
@@ -221,6 +228,15 @@ def train(cfg: TrainConfig, data_path: Path, out: Path, progress: Callable[[int,
     model = eqx.combine(params, static)
     n_params = int(sum(a.size for a in jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))))
     header = _header(cfg, data, model, origin, n_params)
+    # The surrogate's own error, per field and frame (lead time from its origin), on the validation
+    # trajectories in physical units: assimilation adds it to each observation's variance.
+    by_frame = np.asarray(frame_rmse(params, val_y_sub, val_mu_dev))  # (frame, field)
+    header["surrogate_error"] = {
+        "source": "validation" if (data.split == "validation").any() else "training",
+        "trajectories": int(val_y.shape[0]), "points_per_frame": int(len(val_idx)),
+        "rmse": {f: float(np.sqrt(np.mean(by_frame[:, i] ** 2))) for i, f in enumerate(spec.fields)},
+        "rmse_by_frame": {f: [float(v) for v in by_frame[:, i]] for i, f in enumerate(spec.fields)},
+    }
     last = history[-1] if history else {}
     header["training"] = {
         "data": str(data_path), "data_sha256": data.identity, "trajectories": int(n_traj),

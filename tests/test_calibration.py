@@ -138,3 +138,48 @@ def test_rank_histograms_of_a_calibrated_ensemble_are_flat():
         truth, members = rng.standard_normal(n) * 2.0, rng.standard_normal((n_ens, n)) * 0.5
         counts += np.asarray(products(jnp.asarray(members), jnp.asarray(truth)))[0]
     assert counts[0] + counts[-1] > 0.5 * counts.sum()
+
+
+def test_initial_ensemble_from_a_store_continues_it(tmp_path, cli_env):
+    """A new store started from another's last analysis equals that store resumed (to rounding:
+    the two forecast the same members by differently compiled programs)."""
+    _obs(tmp_path / "a.csv", [6, 12, 18])
+    _obs(tmp_path / "b.csv", [24, 30], seed=1)
+    args = ["--model", "lorenz96", "-c", CONFIG, *FAST]
+    assert _run(["assimilate", "a.csv", *args, "--out", "a.zarr"], tmp_path, cli_env).exit_code == 0
+    import shutil
+
+    shutil.copytree(tmp_path / "a.zarr", tmp_path / "resumed.zarr")
+    assert _run(["assimilate", "b.csv", *args, "--out", "resumed.zarr"], tmp_path, cli_env).exit_code == 0
+    # a.zarr's last window starts at 12 h = 0.1 model time units
+    result = _run(["assimilate", "b.csv", *args, "--out", "new.zarr", "--initial-ensemble", "a.zarr",
+                   "--set", "window.start=0.1"], tmp_path, cli_env)
+    assert result.exit_code == 0, result.output
+    resumed, new = xr.open_zarr(tmp_path / "resumed.zarr"), xr.open_zarr(tmp_path / "new.zarr")
+    np.testing.assert_allclose(new["analysis"].values, resumed["analysis"].values[3:], rtol=0, atol=1e-9)
+    assert list(new["window_start"].values) == list(resumed["window_start"].values[3:])
+
+
+def test_initial_ensemble_file_checked(tmp_path, cli_env):
+    _obs(tmp_path / "o.csv", [6, 12])
+    rng = np.random.default_rng(0)
+    base = ["assimilate", "o.csv", "--model", "lorenz96", "-c", CONFIG, *FAST]
+    good = xr.Dataset({"ensemble": (("member", "ctrl"), 8 + rng.standard_normal((8, 40)))},
+                      attrs={"time": "2000-01-01T00:00:00Z"})
+    good.to_netcdf(tmp_path / "e.nc")
+    result = _run([*base, "--out", "s.zarr", "--initial-ensemble", "e.nc"], tmp_path, cli_env)
+    assert result.exit_code == 0, result.output
+    ds = xr.open_zarr(tmp_path / "s.zarr")
+    # no spin-up: the first background is the file's members (valid at the first window's start)
+    np.testing.assert_allclose(ds["background"].values[0], good["ensemble"].values, rtol=0, atol=0)
+    for name, bad, needle in [
+        ("shape", xr.Dataset({"ensemble": (("member", "ctrl"), rng.standard_normal((5, 40)))},
+                             attrs={"time": "2000-01-01T00:00:00Z"}), "has shape (5, 40)"),
+        ("late", good.assign_attrs(time="2000-01-01T03:00:00Z"), "must be at or before it"),
+        ("nan", good.copy(data={"ensemble": np.where(np.eye(8, 40) > 0, np.nan, 8.0)}), "member 0, control entry 0"),
+        ("no time", xr.Dataset({"ensemble": good["ensemble"]}), "no valid time"),
+    ]:
+        bad.to_netcdf(tmp_path / f"{name}.nc")
+        out = _run([*base, "--out", f"{name}.zarr", "--initial-ensemble", f"{name}.nc"], tmp_path, cli_env)
+        assert out.exit_code == 2 and needle in out.output and f"{name}.nc" in out.output, (name, out.output)
+        assert not (tmp_path / f"{name}.zarr").exists()

@@ -38,6 +38,9 @@ def assimilate(
     window_shift: float = typer.Option(None, help="Override window.shift (model time units)."),
     inflation: float = typer.Option(None, help="Override inflation.multiplicative."),
     seed: int = typer.Option(None, help="Override ensemble.seed."),
+    initial_ensemble: Path = typer.Option(None, "--initial-ensemble", help="First guess from this file: a levda "
+                                          "store (its last analysis) or a Zarr/NetCDF ensemble(member, ctrl) with a "
+                                          "valid time (ensemble.initial)."),
     overrides: list[str] = typer.Option([], "--set", help="Override any config key: table.key=value."),
     json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (humans read stderr)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
@@ -57,6 +60,8 @@ def assimilate(
             sets.append(f'model.name="{model}"')
         if checkpoint is not None:
             sets.append(f'model.checkpoint="{checkpoint}"')
+        if initial_ensemble is not None:
+            sets.append(f'ensemble.initial="{initial_ensemble}"')
         cfg = load_config(AssimilateConfig, config, sets)
         paths = _expand(observations)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

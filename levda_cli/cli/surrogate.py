@@ -119,7 +119,7 @@ def evaluate(
 @app.command("upgrade")
 def upgrade(
     checkpoint: Path = typer.Argument(..., help="A version-1 checkpoint (levda <= 0.3.1)."),
-    out: Path = typer.Option(..., "--out", "-o", help="The version-2 checkpoint to write."),
+    out: Path = typer.Option(..., "--out", "-o", help="The checkpoint to write, in the current format version."),
 ) -> None:
     """Rewrite a checkpoint in the current format: the checksum then covers the header too."""
     with reporting():

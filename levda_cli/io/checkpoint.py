@@ -1,8 +1,8 @@
 """The surrogate checkpoint: one file, a JSON header line, equinox's serialised leaves, a checksum.
 
-Layout (format version 2)::
+Layout (format version 3; version 2 is the same without the optional ``surrogate_error`` block)::
 
-    {"format": "levda-checkpoint", "format_version": 2, ..., "payload_bytes": N,
+    {"format": "levda-checkpoint", "format_version": 3, ..., "payload_bytes": N,
      "payload_sha256": "..."}\\n
     <N bytes: eqx.tree_serialise_leaves of the Surrogate (numpy .npy records, no pickle)>
     <64 hex digits: SHA-256 of everything before them>\\n
@@ -16,7 +16,10 @@ built from the header alone, and the normalisation stored in both is compared.
 
 Version 1 files (levda <= 0.3.1: no trailer; the checksum covered the payload only) are still
 read, with a warning that their header is unverified; ``levda surrogate upgrade`` rewrites one
-as version 2. Every refusal is a ``CheckpointError`` (exit code 4) naming the file and the item.
+in the current version. Version 3 (levda 0.6) adds ``surrogate_error``: the trained surrogate's
+RMSE per field and per output frame on its validation trajectories (physical units), which
+assimilation adds to each observation's error variance; a version-2 checkpoint has none, and its
+per-field validation relative L2 times the field's RMS stands in (``models.surrogate_error``). Every refusal is a ``CheckpointError`` (exit code 4) naming the file and the item.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ import numpy as np
 from levda_cli.errors import ModelError
 
 FORMAT = "levda-checkpoint"
-FORMAT_VERSION = 2
-SUPPORTED_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 3: the optional surrogate_error block (levda 0.6)
+SUPPORTED_VERSIONS = (1, 2, 3)
 TRAILER_BYTES = 65  # 64 hex digits and a newline
 _HEX64 = re.compile(rb"[0-9a-f]{64}\n")
 
@@ -113,7 +116,7 @@ def _write(path: Path, header: dict, payload: bytes) -> None:
 
 
 def upgrade_checkpoint(src: Path, dst: Path, warn: Callable[[str], None] | None = None) -> dict:
-    """Rewrite a version-1 checkpoint (payload verified) as version 2 (header and payload covered)."""
+    """Rewrite a version-1 checkpoint (payload verified) in the current format version (header and payload covered)."""
     header, payload = read_header(src, warn=warn)
     header = {k: v for k, v in header.items() if k != "header_verified"}
     header["format_version"] = FORMAT_VERSION
@@ -168,7 +171,7 @@ def read_header(path: Path, warn: Callable[[str], None] | None = None,
         raise CheckpointError(f"{path} is damaged: a version-{version} checkpoint ends with the SHA-256 of its "
                               "header and payload, and this file does not (truncated, or extended); copy it again")
     if version == 1 and signed:
-        raise CheckpointError(f"{path} says format version 1 but carries a version-2 checksum; the header was changed")
+        raise CheckpointError(f"{path} says format version 1 but carries a version-2+ checksum; the header was changed")
     expected = header.get("payload_bytes")
     if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
         raise CheckpointError(f"{path}: the header's payload_bytes is {expected!r}, not a byte count")
@@ -291,6 +294,17 @@ def validate_header(h: dict, path: Path) -> None:
         if k in sizes and (arr.shape != (sizes[k],) or not all(
                 isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in arr)):
             fail(f"normalisation.{k}", f"must be {sizes[k]} finite numbers")
+    if "surrogate_error" in h:  # version 3: the surrogate's error by field and frame
+        err = table("surrogate_error", h["surrogate_error"])
+        rmse = table("surrogate_error.rmse", err.get("rmse"))
+        by_frame = table("surrogate_error.rmse_by_frame", err.get("rmse_by_frame"))
+        for f in fields:
+            number(f"surrogate_error.rmse.{f}", rmse.get(f), low=0)
+            series = by_frame.get(f)
+            if not isinstance(series, list) or not series:
+                fail(f"surrogate_error.rmse_by_frame.{f}", "must be a non-empty list of numbers >= 0")
+            for i, v in enumerate(series):
+                number(f"surrogate_error.rmse_by_frame.{f}[{i}]", v, low=0)
 
 
 def load_checkpoint(path: Path, dtype=None, warn: Callable[[str], None] | None = None,
