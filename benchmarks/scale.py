@@ -197,12 +197,12 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
     background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), jnp.float64)
     step, forward = window_functions(setup)
     t0 = time.perf_counter()
-    analysis, _ = step(background, windows[0], key, np.uint32(0))  # compile both
+    analysis, _ = step(background, windows[0], key, np.uint32(0), np.bool_(False))  # compile both
     jax.block_until_ready(forward(analysis))
     compile_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i, wobs in enumerate(windows):
-        analysis, _ = step(background, wobs, key, np.uint32(i))
+        analysis, _ = step(background, wobs, key, np.uint32(i), np.bool_(False))
         background = forward(analysis)
     jax.block_until_ready(background)
     return {"core_seconds": time.perf_counter() - t0, "core_compile_seconds": compile_seconds}

@@ -139,6 +139,13 @@ class SolverConfig(_Strict):
                                       "lies outside consistency_sigmas standard deviations of 1")
     consistency_sigmas: float = Field(4.0, gt=0, description="how far 2 J_min / n_obs may lie from 1, in its standard "
                                       "deviations sqrt(2 / n_obs), before a window is flagged inconsistent")
+    search: Literal["auto", "off", "first", "always"] = Field(
+        "auto", description="start the minimisation from the lowest-cost of the background mean, its members and "
+        "search_candidates draws (one forecast each): in every window (always), in a new store's first window "
+        "(first), or never (off); for windows with several minima. auto: always in latent mode (a source seen "
+        "late by few observations), first in full-state mode")
+    search_candidates: int = Field(64, ge=0, le=100_000, description="random draws from the background tried "
+                                   "as starts besides the mean and the members (one forecast each)")
     posterior_hessian: Literal["gauss-newton", "exact"] = Field("gauss-newton", description="the Hessian whose "
                                  "inverse square root makes the analysis anomalies: gauss-newton = zeta I + S^T S "
                                  "(the published iEnKS-N), exact = with the finite-size term's rank-one part")
@@ -450,6 +457,7 @@ def window_setup(cfg: AssimilateConfig, spec):
         rotate=cfg.solver.rotate,
         exact_hessian=cfg.solver.posterior_hessian == "exact",
         obs_ranks=cfg.output.rank_histograms,
+        search_candidates=cfg.solver.search_candidates,
     )
 
 

@@ -278,11 +278,14 @@ def run(
             )
         obs.qc[outside] = obsio.QC_OUTSIDE_WINDOWS
 
-    truth = None
+    truth, truth_params = None, {}
     if truth_path is not None:
         from levda_cli.io.trajectories import open_trajectories, truth_lookup
 
-        truth = truth_lookup(open_trajectories(truth_path), spec.fields, truth_trajectory,
+        truth_ds = open_trajectories(truth_path)
+        truth_params = {p: float(truth_ds[p].values[truth_trajectory]) for p in spec.params
+                        if p in truth_ds and truth_ds[p].ndim == 1 and truth_ds[p].shape[0] > truth_trajectory}
+        truth = truth_lookup(truth_ds, spec.fields, truth_trajectory,
                              benchmark=spec.name.split(":")[-1],
                              grid_shape=tuple(len(spec.grid[c]) for c in spec.grid_dims))
 
@@ -382,6 +385,7 @@ def run(
                 warn(f"ensemble.initial ({cfg.ensemble.initial}) is ignored: {out} resumes from its own last analysis")
             background = forward(np.asarray(store.read_last("analysis"), np.float64))
 
+        search_mode = cfg.solver.search if cfg.solver.search != "auto" else ("always" if header else "first")
         streak = [0]  # consecutive windows with an inconsistent innovation ratio (continued from the store)
         if resumed:
             tail = min(resumed, cfg.solver.divergence_windows)
@@ -439,7 +443,10 @@ def run(
                     truth_start = truth_fields(index[start_s]).astype(np_dtype)
                 if end_s in index:
                     truth_end = truth_fields(index[end_s]).astype(np_dtype)
-            _, fetch = step(background, wobs, key, np.uint32(k), truth_start, truth_end)
+            # "first": a cold start's first window (not a resumed store's, nor a given ensemble's)
+            search = search_mode == "always" or (search_mode == "first" and resumed == 0 and n_done == 1
+                                                 and cfg.ensemble.initial is None)
+            _, fetch = step(background, wobs, key, np.uint32(k), np.bool_(search), truth_start, truth_end)
             # tracing and compiling happen inside the call above, before it returns
             return [n_done, k, sel, start_s, end_s, fetch, t_window, _COMPILE_SECONDS[0] - c_window]
 
@@ -565,6 +572,7 @@ def run(
 
         summary = _summary(out, resumed, rows, obs, store.n_windows, position[1])
         summary["surrogate_error_added"] = representation  # RMS added error per field (latent mode)
+        summary["parameter_coverage"] = _coverage(rows, est, truth_params)
         summary["compile_seconds"] = round(timing["compile_seconds"], 3)
         summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
         for key, what, where in (
@@ -584,7 +592,7 @@ def run(
 
 
 def window_functions(setup, products=None, cache: tuple[Path | None, str] = (None, "")):
-    """The compiled window step ``(background, obs, key, k, *extra) -> (analysis on the device, fetch)``,
+    """The compiled window step ``(background, obs, key, k, search, *extra) -> (analysis on the device, fetch)``,
     ``fetch() -> (result, products)`` on the host, and the forecast of an analysis to the next window's
     start ``(ensemble) -> ensemble``.
 
@@ -618,8 +626,8 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
 
     def step(*leaves):
         sig = signature(leaves)
-        a, bg, wobs, key_, k, *extra = jax.tree.unflatten(trees[sig], leaves)
-        res = analyse_window(eqx.combine(a, static), bg, wobs, jax.random.fold_in(key_, k))
+        a, bg, wobs, key_, k, search, *extra = jax.tree.unflatten(trees[sig], leaves)
+        res = analyse_window(eqx.combine(a, static), bg, wobs, jax.random.fold_in(key_, k), search)
         named = {f"res.{f.name}": getattr(res, f.name) for f in dataclasses.fields(res)}
         if products is not None:
             named.update({f"prod.{n}": v for n, v in products(res, *extra).items()})
@@ -785,6 +793,24 @@ def _with_surrogate_error(obs, field_idx, t_s, clock, spec, header, scale, warn,
             added[sel] = scale * np.interp(model_t[sel], times, series)  # held at the ends beyond the frames
             representation[f] = float(np.sqrt(np.mean(added[sel] ** 2)))
     return np.sqrt(obs.error**2 + added**2)
+
+
+def _coverage(rows, est, truth_params) -> dict:
+    """Per estimated parameter with a known truth (from --truth): its truth, the last window's estimate
+    and spread, z = (estimate - truth) / spread, and the fraction of windows whose analysis had the
+    truth within 2 spreads (about 95 % for a calibrated Gaussian posterior)."""
+    out = {}
+    for name in est:
+        if name not in truth_params or not rows:
+            continue
+        truth = truth_params[name]
+        z = [(r["parameters"][name] - truth) / r["parameters_spread"][name] for r in rows
+             if r["parameters_spread"][name] > 0]
+        last = rows[-1]
+        out[name] = {"truth": truth, "estimate": last["parameters"][name], "spread": last["parameters_spread"][name],
+                     "z": z[-1] if z else None,
+                     "within_2_spreads": float(np.mean([abs(v) <= 2 for v in z])) if z else None}
+    return out
 
 
 def _mean(values) -> float | None:

@@ -49,10 +49,12 @@ class AbstractSolver(eqx.Module):
     tolerance: eqx.AbstractVar[float]
 
     @abc.abstractmethod
-    def minimise(self, linearise: Linearise, prior: AbstractPrior, n_ens: int, dtype) -> Minimum: ...
+    def minimise(self, linearise: Linearise, prior: AbstractPrior, n_ens: int, dtype, w0=None) -> Minimum:
+        """From ``w0`` (default ``w = 0``, the background mean)."""
 
 
-def _damped_iterations(linearise: Linearise, prior, n_ens, dtype, max_iterations, tolerance, damping, factor) -> Minimum:
+def _damped_iterations(linearise: Linearise, prior, n_ens, dtype, max_iterations, tolerance, damping, factor,
+                       w0=None) -> Minimum:
     """Gauss-Newton (``damping == 0``) or Levenberg-Marquardt iterations.
 
     With damping, a step that raises the cost is refused and the damping multiplied by
@@ -61,7 +63,7 @@ def _damped_iterations(linearise: Linearise, prior, n_ens, dtype, max_iterations
     damped (Levenberg-Marquardt's rule until a step is accepted), not an abort. Stops when an
     accepted step has ``||dw|| < tolerance`` or after ``max_iterations`` steps.
     """
-    w0 = jnp.zeros(n_ens, dtype)
+    w0 = jnp.zeros(n_ens, dtype) if w0 is None else w0
     lin0 = linearise(w0)
     eye = jnp.eye(n_ens, dtype=dtype)
     inf = jnp.asarray(jnp.inf, dtype)
@@ -112,8 +114,8 @@ class GaussNewton(AbstractSolver):
         if not self.tolerance > 0:
             raise ValueError(f"tolerance must be positive, got {self.tolerance}")
 
-    def minimise(self, linearise, prior, n_ens, dtype) -> Minimum:
-        return _damped_iterations(linearise, prior, n_ens, dtype, self.max_iterations, self.tolerance, 0.0, 1.0)
+    def minimise(self, linearise, prior, n_ens, dtype, w0=None) -> Minimum:
+        return _damped_iterations(linearise, prior, n_ens, dtype, self.max_iterations, self.tolerance, 0.0, 1.0, w0)
 
 
 class LevenbergMarquardt(AbstractSolver):
@@ -130,7 +132,7 @@ class LevenbergMarquardt(AbstractSolver):
         if not (self.tolerance > 0 and self.damping > 0 and self.factor > 1):
             raise ValueError("Levenberg-Marquardt needs tolerance > 0, damping > 0 and factor > 1")
 
-    def minimise(self, linearise, prior, n_ens, dtype) -> Minimum:
+    def minimise(self, linearise, prior, n_ens, dtype, w0=None) -> Minimum:
         return _damped_iterations(
-            linearise, prior, n_ens, dtype, self.max_iterations, self.tolerance, self.damping, self.factor
+            linearise, prior, n_ens, dtype, self.max_iterations, self.tolerance, self.damping, self.factor, w0
         )

@@ -45,6 +45,7 @@ class WindowSetup(eqx.Module):
     rotate: bool = eqx.field(static=True, default=False)
     exact_hessian: bool = eqx.field(static=True, default=True)  # the posterior from J_b's exact Hessian
     obs_ranks: bool = eqx.field(static=True, default=False)  # rank histogram of the observations (N forecasts)
+    search_candidates: int = eqx.field(static=True, default=0)  # random starts besides the mean and members
     block: int = eqx.field(static=True, default=4096)  # observations per linearisation block
     compute: str = eqx.field(static=True, default="float64")  # the model and decoder's precision
 
@@ -126,17 +127,45 @@ def advance_windows(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"],
     return jax.lax.fori_loop(0, n_windows, lambda i, x: forecast_ensemble(setup, x, setup.n_shift)[-1], ensemble)
 
 
+def search_start(term: ObservationTerm, prior_term: AbstractPrior, v_bar, X, obs: WindowObs,
+                 key: PRNGKeyArray, n_random: int = 0) -> Array:
+    """The start of the minimisation among the background mean (``w = 0``), the N members (``w_i``
+    with ``v_bar + X w_i`` the i-th member) and ``n_random`` draws ``w ~ N(0, I)`` from the
+    background: the one of lowest cost. A strongly nonlinear window (a source far from the prior
+    mean, seen by few observations) can have several minima; starting from the candidate that
+    already explains the observations best finds the one the data favour instead of the one
+    nearest the mean. Costs one forecast per candidate."""
+    n_ens = X.shape[1]
+    dtype = X.dtype
+    members = jnp.sqrt(n_ens - 1.0) * (jnp.eye(n_ens, dtype=dtype) - 1.0 / n_ens)  # row i: w_i
+    draws = jax.random.normal(key, (n_random, n_ens), dtype)
+    starts = jnp.concatenate([jnp.zeros((1, n_ens), dtype), members, draws])
+    safe_error = jnp.where(obs.mask, obs.error, 1.0)
+
+    def cost_at(w):
+        d = jnp.where(obs.mask, (obs.value - term.predict(v_bar + X @ w)) / safe_error, 0.0)
+        j = prior_term.value(w, jnp.zeros((n_ens, n_ens), dtype)) + 0.5 * (d @ d)
+        return jnp.where(jnp.isfinite(j), j, jnp.inf)
+
+    costs = jax.lax.map(cost_at, starts)
+    return starts[jnp.argmin(costs)]
+
+
 def analyse_window(
     setup: WindowSetup,
     background: Float[Array, "n_ens n_ctrl"],
     obs: WindowObs,
     key: PRNGKeyArray,
+    search: Bool[Array, ""] | bool = False,
 ) -> WindowResult:
-    """Assimilate one window's observations into ``background`` (members at the window start)."""
+    """Assimilate one window's observations into ``background`` (members at the window start).
+
+    ``search`` (traced): start the minimisation from the lowest-cost of the mean and the members
+    (``search_start``) instead of the mean."""
     problem = setup.problem
     n_ens = background.shape[0]
     dtype = background.dtype
-    keys = jax.random.split(key, 2 * len(setup.inflation) + 2)
+    keys = jax.random.split(key, 2 * len(setup.inflation) + 3)
 
     prior = background
     for i, strategy in enumerate(setup.inflation):
@@ -147,7 +176,13 @@ def analyse_window(
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
     term = ObservationTerm.build(problem, obs, setup.n_window, setup.block, setup.compute)
     prior_term = setup.prior.for_ensemble(n_ens, background.shape[1])
-    minimum = setup.solver.minimise(lambda w: term.linearise(v_bar, X, w), prior_term, n_ens, dtype)
+    if isinstance(search, bool) and not search:
+        w_start = None
+    else:
+        w_start = jax.lax.cond(jnp.asarray(search), lambda: search_start(term, prior_term, v_bar, X, obs, keys[-3],
+                                                                          setup.search_candidates),
+                               lambda: jnp.zeros(n_ens, dtype))
+    minimum = setup.solver.minimise(lambda w: term.linearise(v_bar, X, w), prior_term, n_ens, dtype, w_start)
     w, StS = minimum.w, minimum.StS
     zeta = prior_term.zeta(w, StS)
     # The exact Hessian of the background term (Bocquet & Sakov 2012), unless far from the
