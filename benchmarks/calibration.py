@@ -35,6 +35,8 @@ RESULTS = REPO / "benchmarks" / "results"
 LEVDA = [sys.executable, "-m", "levda_cli"]
 CKPT = REPO / "sample_data" / "surrogates" / "tsunami.ckpt"
 CONFIG = REPO / "configs" / "latent_tsunami.toml"
+KCKPT = REPO / "sample_data" / "surrogates" / "kolmogorov.ckpt"
+KCONFIG = REPO / "configs" / "latent_kolmogorov.toml"
 
 
 def levda(args, cwd, env):
@@ -47,9 +49,9 @@ def levda(args, cwd, env):
     return proc.returncode, summary, proc.stderr, time.perf_counter() - t0
 
 
-def free_run(truth_path: Path, x0: float, y0: float, starts: list[float]) -> list[float]:
+def free_run(ckpt: Path, truth_path: Path, mu: list[float], starts: list[float], epoch="2000-01-01T00:00:00") -> list[float]:
     """RMSE (all fields on the grid, as the store's rmse_analysis) of the surrogate run from the prior
-    mean, without observations, at the window starts."""
+    mean ``mu``, without observations, at the window starts (seconds since the epoch)."""
     import jax
     import jax.numpy as jnp
     import xarray as xr
@@ -57,20 +59,43 @@ def free_run(truth_path: Path, x0: float, y0: float, starts: list[float]) -> lis
     jax.config.update("jax_enable_x64", True)
     from levda_cli.models import surrogate_spec
 
-    spec, header = surrogate_spec(CKPT)
+    spec, header = surrogate_spec(ckpt)
+    unit = header["time"]["unit_seconds"]
     origin = header["time"]["origin"]
     dyn = spec.dynamics
-    times = jnp.asarray([s - origin for s in starts])
-    n_steps = int(round(float(times.max()) / dyn.dt)) + 1
-    z = dyn.latent_trajectory(jnp.asarray([x0, y0]), times, n_steps)
+    times = jnp.asarray([s / unit - origin for s in starts])
+    n_steps = int(np.ceil(float(times.max()) / dyn.dt)) + 1
+    z = dyn.latent_trajectory(jnp.asarray(mu, jnp.float64), times, n_steps)
     truth = xr.open_zarr(truth_path)
     out = []
     for i, s in enumerate(starts):
         fields = spec.to_fields(z[i])
-        frame = truth.sel(time=np.datetime64("2000-01-01T00:00:00") + np.timedelta64(int(s), "s"))
+        frame = truth.sel(time=np.datetime64(epoch) + np.timedelta64(int(round(s)), "s"))
         err = np.concatenate([np.ravel(np.asarray(fields[f]) - frame[f].values[0]) for f in spec.fields])
         out.append(float(np.sqrt(np.mean(err**2))))
     return out
+
+
+def _kolmogorov_first_guess(truth_path: Path, out: Path, n_ens: int, rng) -> Path:
+    """An ensemble file for --initial-ensemble: the truth's first frame as every member's state (the
+    known shared initial state), Re uniform over [500, 1500]."""
+    import xarray as xr
+
+    from levda_cli.models import model_spec
+
+    spec = model_spec("kolmogorov", 32)
+    truth = xr.open_zarr(truth_path)
+    frame = {f: truth[f].values[0, 0] for f in spec.fields}
+    state = np.asarray(spec.from_frame(frame))
+    ens = np.concatenate([np.tile(state, (n_ens, 1)), rng.uniform(500.0, 1500.0, (n_ens, 1))], axis=1)
+    t0 = str(truth["time"].values[0])[:19] + "Z"
+    xr.Dataset({"ensemble": (("member", "ctrl"), ens)}, attrs={"time": t0}).to_netcdf(out)
+    return out
+
+
+def _starts(summary) -> list[float]:
+    return [float((np.datetime64(r["start"].rstrip("Z")) - np.datetime64("2000-01-01T00:00:00"))
+                  .astype("timedelta64[s]").astype(int)) for r in summary["windows"]]
 
 
 def score(summary, truth_params):
@@ -103,6 +128,7 @@ def main():
     ap.add_argument("--out", type=Path, default=RESULTS / "calibration.md")
     ap.add_argument("--no-full-state", action="store_true")
     ap.add_argument("--only", type=int, nargs="*", help="run only these cases (of the --cases drawn)")
+    ap.add_argument("--kolmogorov", type=int, default=5, help="Kolmogorov cases (Re drawn in [550, 1450])")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra setting for the latent runs")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -134,9 +160,7 @@ def main():
             case["latent_seconds"] = round(wall, 1)
             if summary:
                 case["latent"] = score(summary, truth_params)
-                starts = [(np.datetime64(r["start"].rstrip("Z")) - np.datetime64("2000-01-01T00:00:00"))
-                          .astype("timedelta64[s]").astype(int) for r in summary["windows"]]
-                case["free_rmse"] = float(np.mean(free_run(truth, 5e5, 5e5, [float(s) for s in starts])))
+                case["free_rmse"] = float(np.mean(free_run(CKPT, truth, [5e5, 5e5], _starts(summary))))
             if not args.no_full_state:
                 code, summary, err, wall = levda(["assimilate", obs, "--model", "tsunami", "--set", "model.size=32",
                                                   "-c", CONFIG, "--truth", truth, "--out", tmp / f"full{i}.zarr",
@@ -147,16 +171,49 @@ def main():
                     case["full"] = score(summary, truth_params)
             print(json.dumps(case), flush=True)
             rows.append(case)
-    write(rows, args)
+        kol = []
+        for i, re_ in enumerate(rng.uniform(550.0, 1450.0, size=args.kolmogorov)):
+            case = {"case": i, "Re_true": float(re_)}
+            truth, obs = tmp / f"ktruth{i}.zarr", tmp / f"kobs{i}.nc"
+            # configs/simulate_kolmogorov.toml's settings (seed 0: the training data's shared initial state)
+            code, _, err, _ = levda(["simulate", "kolmogorov", "--size", 32, "--interval", 0.2, "--seed", 0,
+                                     "--set", "spinup=30", "--out", truth, "--duration", 4, "--trajectories", 1,
+                                     "--set", f"parameters.Re.value={re_}", "-q"], tmp, env)
+            assert code == 0, err
+            code, _, err, _ = levda(["observe", truth, "--out", obs, "--network", "random:10", "--times", "random",
+                                     "--interval", 0.2, "--error", 0.1, "--seed", 300 + i], tmp, env)
+            assert code == 0, err
+            code, summary, err, wall = levda(["assimilate", obs, "-k", KCKPT, "-c", KCONFIG, "--truth", truth,
+                                              "--out", tmp / f"klatent{i}.zarr", "--json", "-q"], tmp, env)
+            case["latent_exit"], case["latent_seconds"] = code, round(wall, 1)
+            if summary:
+                case["latent"] = score(summary, {"Re": float(re_)})
+                case["free_rmse"] = float(np.mean(free_run(KCKPT, truth, [1000.0], _starts(summary))))
+            if not args.no_full_state:
+                # As the surrogate knows the flows' shared initial state, so does the full-state run: its first
+                # guess is that state (the truth's first frame) with Re drawn from the same prior.
+                initial = _kolmogorov_first_guess(truth, tmp / f"kinit{i}.nc", 16, np.random.default_rng(400 + i))
+                code, summary, err, wall = levda(["assimilate", obs, "--model", "kolmogorov", "--set", "model.size=32",
+                                                  "-c", KCONFIG, "--set", "parameters.Re.prior_mean=1000",
+                                                  "--set", "parameters.Re.prior_std=288", "--truth", truth,
+                                                  "--initial-ensemble", initial,
+                                                  "--out", tmp / f"kfull{i}.zarr", "--json", "-q"], tmp, env)
+                case["full_exit"], case["full_seconds"] = code, round(wall, 1)
+                if summary:
+                    case["full"] = score(summary, {"Re": float(re_)})
+            print(json.dumps(case), flush=True)
+            kol.append(case)
+    write(rows, args, kol)
 
 
-def write(rows, args):
+def write(rows, args, kol=()):
     import jax
 
     meta = {"machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores, {jax.default_backend()}",
             "date": time.strftime("%Y-%m-%d"), "cases": len(rows), "seed": args.seed, "error": args.error}
     RESULTS.mkdir(exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "cases": rows}, indent=1))
+    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "cases": rows, "kolmogorov": list(kol)},
+                                                        indent=1))
 
     def fmt(v, f="{:.0f}"):
         return "-" if v is None else f.format(v)
@@ -198,6 +255,38 @@ def write(rows, args):
         + f"; spread/skill (mean over cases) {np.mean([x['spread_skill'] for x in la]):.2f}"
         + (f" (full state {np.mean([x['spread_skill'] for x in fu]):.2f})" if fu else "") + ".",
     ]
+    if kol:
+        lines += [
+            "",
+            "## Kolmogorov (shipped 32 x 32 surrogate, configs/latent_kolmogorov.toml)",
+            "",
+            f"{len(kol)} Reynolds numbers drawn uniformly from [550, 1450] (seed {args.seed}), truth at 32 x 32 from the "
+            "training data's shared initial state for 4 time units, u and v at 10 random places (1 % of the grid) "
+            "and random times per 0.2, error 0.1; prior uniform over the checkpoint's range (latent) or "
+            "1000 +- 288 (full state, same mean and spread, first guess the known shared initial state, as the "
+            "surrogate knows it).",
+            "",
+            "| case | Re truth | latent Re (spread) | z | covered | latent RMSE | free RMSE | full RMSE | full Re "
+            "| latent spread/skill | flags | exit latent/full |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in kol:
+            la, fu = c.get("latent", {}), c.get("full", {})
+            lines.append(
+                f"| {c['case']} | {c['Re_true']:.0f} | {fmt(la.get('Re'))} ({fmt(la.get('Re_spread'))}) "
+                f"| {fmt(la.get('Re_z'), '{:.1f}')} | {la.get('covered')} | {fmt(la.get('rmse'), '{:.4f}')} "
+                f"| {fmt(c.get('free_rmse'), '{:.4f}')} | {fmt(fu.get('rmse'), '{:.4f}')} | {fmt(fu.get('Re'))} "
+                f"| {fmt(la.get('spread_skill'), '{:.2f}')} "
+                f"| {la.get('unconverged')}/{la.get('inconsistent')}/{la.get('diverging')} "
+                f"| {c.get('latent_exit')}/{c.get('full_exit', '-')} |")
+        kla = [c["latent"] for c in kol if "latent" in c]
+        kfu = [c["full"] for c in kol if "full" in c]
+        if kla:
+            lines += ["", f"Latent: Re within 2 spreads in {np.mean([x['covered'] for x in kla]):.0%}; mean field RMSE "
+                      f"{np.mean([x['rmse'] for x in kla]):.4f}, free run "
+                      f"{np.mean([c['free_rmse'] for c in kol if 'free_rmse' in c]):.4f}"
+                      + (f", full state {np.mean([x['rmse'] for x in kfu]):.4f}" if kfu else "")
+                      + f"; spread/skill {np.mean([x['spread_skill'] for x in kla]):.2f}."]
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

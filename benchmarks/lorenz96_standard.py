@@ -182,7 +182,7 @@ def main():
         print(json.dumps(res), flush=True)
         rows.append(res)
     # levda's defaults: the adaptive finite-size (EnKF-N) background term with the BRH15 hyperprior
-    # (x_N = 3; DAPPER uses 2, mode correction, Gauss-Newton posterior Hessian), no fixed inflation, from a
+    # (x_N = 3, mode correction, Gauss-Newton posterior Hessian), no fixed inflation, from a
     # climatological first guess (members from free runs, independent of the truth), three truths.
     for name, L, S, every, targets in EXPERIMENTS:
         burn = int(round(20.0 / (S * every * 0.05)))
@@ -215,8 +215,9 @@ def main():
         "N = 20, 40 variables all observed, R = I, single assimilation (each observation once),",
         "burn-in 20 time units, multiplicative inflation tuned on a 2000-cycle run (seed 1),",
         "reported run uses seed 0, first guess truth + N(0, 1). The `_defaults_seed*` rows are levda's",
-        "defaults: finite-size background term with the Bocquet-Raanes-Hannart (2015) hyperprior (x_N = 3; DAPPER uses 2,",
-        "mode correction, Gauss-Newton posterior Hessian as in the published iEnKS-N), no tuning, no fixed",
+        "defaults: finite-size background term with the Bocquet-Raanes-Hannart (2015) hyperprior (x_N = 3,",
+        "mode correction, Gauss-Newton posterior Hessian as in the published iEnKS-N; DAPPER's examples use",
+        "x_N = 2, which diverged here at L = 4 from a climatological first guess), no tuning, no fixed",
         "inflation, from a climatological first guess (free-run members independent of the truth), three",
         "truths; they pass when within 0.005 of the target and the filter spread/skill lies in 0.9-1.1.",
         "Windows L and shift S count observation intervals. Spread is the root of the mean",
