@@ -2,12 +2,10 @@
 chi2-inconsistent windows flagged (exit 7 on request), a degenerate ensemble refused, rank
 histograms flat for a calibrated ensemble, and a version-3 store migrated when resumed."""
 
-import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 import xarray as xr
 
 from levda_cli.core import GaussNewton, Problem, WindowObs, WindowSetup, analyse_window

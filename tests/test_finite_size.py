@@ -25,7 +25,7 @@ def _coefficients(lam, n, x_n, g):
 
 
 def _linear_window(rng, n_ens=9):
-    n, n_steps = 4, 5
+    n = 4
     A = 0.3 * rng.standard_normal((n, n))
     b = rng.standard_normal(n)
     model = LinearModel(A=jnp.asarray(A), b=jnp.asarray(b))
@@ -139,3 +139,30 @@ def test_gauss_newton_refuses_a_step_to_non_finite_values_and_damps():
     best = grid[np.argmin(grid**2 / 2 + (y + np.log(1 - grid)) ** 2 / 2)]
     np.testing.assert_allclose(float(m.w[0]), best, atol=1e-5)
     np.testing.assert_allclose(np.asarray(m.w[1:]), 0.0, atol=1e-12)
+
+
+class _DoubleWell(LinearModel):
+    """x stays put; the observation is (x_0^2 - 4)^2: zero at x_0 = +-2, a saddle of the cost at x_0 = 0."""
+
+    def observe(self, x, mu, coords, field):
+        return (x[0] ** 2 - 4.0) ** 2
+
+
+def test_search_leaves_a_saddle_that_gauss_newton_cannot():
+    """From a background mean at the saddle (S = 0 there) Gauss-Newton stops at once with a huge misfit;
+    starting from the lowest-cost candidate, it finds a well (x_0 = +-2: the known minimisers)."""
+    n = 4
+    model = _DoubleWell(A=jnp.zeros((n, n)), b=jnp.zeros(n))
+    half = np.random.default_rng(4).normal(0.0, 1.5, (5, n))
+    ens = jnp.asarray(np.concatenate([half, -half]))  # mean exactly 0
+    obs = WindowObs(times=jnp.array([0.1]), time_index=jnp.zeros(3, int), coords=jnp.zeros((3, 1)),
+                    field=jnp.zeros(3, int), value=jnp.zeros(3), error=jnp.full(3, 0.1), mask=jnp.ones(3, bool))
+    means, costs = [], []
+    for search in (False, True):
+        setup = WindowSetup(Problem(model, jnp.array([0.0])), GaussNewton(max_iterations=50, tolerance=1e-10), (),
+                            GaussianPrior(), n_window=1, n_shift=1, search_candidates=16)
+        res = analyse_window(setup, ens, obs, jax.random.PRNGKey(0), jnp.asarray(search))
+        means.append(float(res.analysis[:, 0].mean()))
+        costs.append(float(res.cost_final))
+    assert abs(means[0]) < 1e-8 and costs[0] > 1e4  # stuck at the saddle
+    assert abs(abs(means[1]) - 2.0) < 0.05 and costs[1] < 1e-2 * costs[0]

@@ -67,3 +67,27 @@ def test_latent_assimilation_end_to_end(tmp_path, cli_env):
     assert sum(w["converged"] for w in windows32) >= sum(w["converged"] for w in windows) - 1
     final32 = xr.open_zarr(tmp_path / "an32.zarr")["param_analysis"].isel(window=-1).mean("member").values
     assert ds["analysis"].dtype == np.float64 and np.hypot(*(final32 - final)) < 100.0
+
+    # The surrogate's error (a version-2 checkpoint: validation relative L2 x the field's RMS) is in the
+    # observation variances, and the summary says how much; the truth's parameters give the coverage.
+    rel, norm = header["training"]["validation_rel_l2"]["eta"], header["normalisation"]
+    i = header["fields"].index("eta")
+    expected = rel * np.hypot(norm["field_mean"][i], norm["field_std"][i])
+    np.testing.assert_allclose(summary["surrogate_error_added"]["eta"], expected, rtol=1e-9)
+    cover = summary["parameter_coverage"]
+    assert set(cover) == {"x0", "y0"} and cover["x0"]["truth"] == truth_xy[0]
+    assert abs(cover["x0"]["estimate"] - final[0]) < 1e-6 and 0 <= cover["x0"]["within_2_spreads"] <= 1
+    off = levda("assimilate", "obs.nc", "--checkpoint", CKPT, "-c", "latent.toml", "--out", "noerr.zarr", "--json",
+                "--set", "model.surrogate_error=0", env=cli_env, cwd=tmp_path)
+    assert json.loads(off.stdout)["surrogate_error_added"] == {}
+    assert not np.array_equal(xr.open_zarr(tmp_path / "noerr.zarr")["analysis"].values, ds["analysis"].values)
+
+    # Nothing estimated: the members' latent states still differ (spun up with the parameters drawn from
+    # the checkpoint's ranges), so the ensemble has spread and the observations reduce the field error.
+    fixed = levda("assimilate", "obs.nc", "--checkpoint", CKPT, "-c", "latent.toml", "--out", "fixed.zarr",
+                  "--truth", "truth.zarr", "--json", "--set", "parameters.x0.estimate=false",
+                  "--set", "parameters.y0.estimate=false", env=cli_env, cwd=tmp_path)
+    assert fixed.returncode == 0
+    fx = xr.open_zarr(tmp_path / "fixed.zarr")
+    assert (fx["spread_analysis"].values > 1e-4).all()
+    assert float(fx["rmse_analysis"].values[1:].mean()) < float(fx["rmse_background"].values[0])

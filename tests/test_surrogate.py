@@ -217,6 +217,11 @@ def test_training_reduces_validation_error_and_resumes_identically(tmp_path):
     train(cfg, store, tmp_path / "b.ckpt")
     a, b = load_checkpoint(tmp_path / "a.ckpt")[0], load_checkpoint(tmp_path / "b.ckpt")[0]
     np.testing.assert_allclose(np.asarray(a.decoder_net.out.weight), np.asarray(b.decoder_net.out.weight), rtol=1e-6)
+    # the trained surrogate's own error, per field and frame, in the header (format version 3)
+    header = load_checkpoint(tmp_path / "a.ckpt")[1]
+    err = header["surrogate_error"]
+    assert header["format_version"] == 3 and err["source"] == "validation" and len(err["rmse_by_frame"]["x"]) == 11
+    np.testing.assert_allclose(err["rmse"]["x"], np.sqrt(np.mean(np.square(err["rmse_by_frame"]["x"]))), rtol=1e-6)
     result = evaluate(tmp_path / "a.ckpt", store, "test")
     assert set(result["rel_l2"]) == {"x"} and len(result["rel_l2_by_lead_time"]["x"]) == 11
     assert summary["parameters"] > 0
