@@ -69,6 +69,29 @@ def test_chi2_inconsistent_windows_flagged_and_exit_7_on_request(tmp_path, cli_e
     assert np.isfinite(xr.open_zarr(tmp_path / "g.zarr")["inflation"].values).all()
 
 
+def test_filter_divergence_is_flagged_and_exit_7_on_request(tmp_path, cli_env):
+    """Errors declared 20 x too small: from the second window on the innovations are thousands of times
+    what the spread and R allow; the third such window in a row is flagged (and with
+    solver.require_no_divergence, refused: the store keeps the windows before it)."""
+    _from_truth(tmp_path / "o.csv", [6, 12, 18, 24, 30, 36], error=1.0, declared=0.05)
+    args = ["assimilate", "o.csv", "--model", "lorenz96", "-c", CONFIG, *FAST, "--json"]
+    result = _run([*args, "--out", "a.zarr"], tmp_path, cli_env)
+    assert result.exit_code == 0, result.output
+    ds = xr.open_zarr(tmp_path / "a.zarr")
+    assert (ds["innovation_ratio"].values[1:] > 100).all()
+    assert list(ds["diverging"].values) == [0, 0, 0, 1, 1, 1]
+    assert _json(result.output)["windows_diverging"] == [3, 4, 5] and "filter divergence" in result.output
+    strict = _run([*args, "--out", "b.zarr", "--set", "solver.require_no_divergence=true"], tmp_path, cli_env)
+    assert strict.exit_code == 7 and "solver.require_no_divergence" in strict.output
+    assert xr.open_zarr(tmp_path / "b.zarr").sizes["window"] == 3
+    # the streak of inconsistent windows continues across a resume: a run split after window 1 flags the same
+    rows = (tmp_path / "o.csv").read_text().splitlines()
+    (tmp_path / "first.csv").write_text("\n".join([rows[0], *[r for r in rows[1:] if r < "2000-01-01T12:00:01"]]) + "\n")
+    assert _run(["assimilate", "first.csv", *args[2:], "--out", "c.zarr"], tmp_path, cli_env).exit_code == 0
+    assert _run([*args, "--out", "c.zarr"], tmp_path, cli_env).exit_code == 0
+    assert list(xr.open_zarr(tmp_path / "c.zarr")["diverging"].values) == [0, 0, 0, 1, 1, 1]
+
+
 def test_degenerate_ensemble_is_refused(tmp_path, cli_env):
     _obs(tmp_path / "o.csv", [6, 12])
     result = _run(["assimilate", "o.csv", "--model", "lorenz96", "-c", CONFIG, "-q", "--set", "ensemble.spinup=0",
