@@ -160,8 +160,9 @@ def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: b
     for name, text in [
         ("cost_initial", "J at w = 0"), ("cost_final", "J at the minimum"), ("cost_b", "background term at the minimum"),
         ("cost_o", "observation term at the minimum"), ("dfs", "degrees of freedom for signal"),
-        ("chi2", "2 Jo / n_obs at the minimum"), ("spread_analysis", "analysis spread at window start"),
-        ("spread_filter", "filter spread at window end"),
+        ("chi2", "2 Jo / n_obs at the minimum"), ("spread_analysis", "analysis spread at window start (latent mode: "
+                                                         "with the surrogate's recorded error in quadrature)"),
+        ("spread_filter", "filter spread at window end (latent mode: with the surrogate's error)"),
         ("rmse_background", "background mean RMSE vs truth (over all fields on the output grid)"),
         ("rmse_analysis", "analysis mean RMSE vs truth at window start"),
         ("rmse_filter", "filter mean RMSE vs truth at window end"), ("crps_analysis", "analysis CRPS vs truth"),
@@ -324,7 +325,8 @@ def run(
     products = functools.partial(_window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
     cache_key = json.dumps([__version__, _source_digest(), resolved(cfg), checkpoint_sha or ""], sort_keys=True,
                            default=str)
-    step, forward = window_functions(setup, lambda res, t0, t1: products(res.background, res.analysis, res.filter, t0, t1),
+    step, forward = window_functions(setup, lambda res, t0, t1, s0, s1: products(res.background, res.analysis,
+                                                                                 res.filter, t0, t1, s0, s1),
                                      (export_folder(), cache_key))
     advance = eqx.filter_jit(advance_windows)
 
@@ -363,6 +365,7 @@ def run(
         representation: dict[str, float] = {}
         error_used = _with_surrogate_error(obs, field_idx, t_s, clock, spec, header, cfg.model.surrogate_error,
                                            warn, representation)
+        model_sd = _model_error_sd(spec, header, cfg.model.surrogate_error, clock)
         # Rejected records per window, counted only up to the last analysed window (a rejected time in
         # year 9999 must not size an array by its window number).
         rej_k = k_obs[(obs.qc != obsio.QC_OK) & (k_obs >= 0) & (k_obs <= windows[-1])]
@@ -446,7 +449,8 @@ def run(
             # "first": a cold start's first window (not a resumed store's, nor a given ensemble's)
             search = search_mode == "always" or (search_mode == "first" and resumed == 0 and n_done == 1
                                                  and cfg.ensemble.initial is None)
-            _, fetch = step(background, wobs, key, np.uint32(k), np.bool_(search), truth_start, truth_end)
+            _, fetch = step(background, wobs, key, np.uint32(k), np.bool_(search), truth_start, truth_end,
+                            model_sd(start_s), model_sd(end_s))
             # tracing and compiling happen inside the call above, before it returns
             return [n_done, k, sel, start_s, end_s, fetch, t_window, _COMPILE_SECONDS[0] - c_window]
 
@@ -669,28 +673,52 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     return run_step, (lambda ens: forward_c(*array_leaves, ens))
 
 
-def _window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end):
+def _model_error_sd(spec, header, scale, clock):
+    """``t_s -> (n_field,)``: the surrogate's recorded error per field at that time (zeros in full-state
+    mode or with ``model.surrogate_error = 0``), which the stored field spreads include."""
+    from levda_cli.models import surrogate_error
+
+    table = surrogate_error(header) if header is not None and scale > 0 else None
+    if table is None:
+        zeros = np.zeros(len(spec.fields))
+        return lambda t_s: zeros
+    return lambda t_s: np.asarray([scale * np.interp(float(clock.model_time(t_s)), *table[f]) for f in spec.fields])
+
+
+def _window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end,
+                     model_sd_start=None, model_sd_end=None):
     """Means and spreads on the output grid, members, and scores against the truth (NaN without
-    one) of a window's three ensembles, in one compiled call."""
+    one) of a window's three ensembles, in one compiled call.
+
+    In latent mode the spreads (fields and ``spread_*``) include the surrogate's own error at that
+    time (``model_sd_*``, per field, added in quadrature): the members' spread is the uncertainty of
+    the latent state and parameters, and the decoded field is uncertain by the surrogate's error too."""
     import jax
     import jax.numpy as jnp
 
     from levda_cli.core.diagnostics import crps, rmse, spread
 
     out, vectors = {}, {}
+    zeros = jnp.zeros(len(fields), analysis.dtype)
+    model_sd = {"analysis": zeros if model_sd_start is None else model_sd_start,
+                "filter": zeros if model_sd_end is None else model_sd_end}
+    model_var = {}
     for stage, ens in (("background", background), ("analysis", analysis), ("filter", filtered)):
         stack = jax.vmap(lambda m: to_fields(m[:n_state]))(ens)
         vectors[stage] = jnp.concatenate([stack[f].reshape(ens.shape[0], -1) for f in fields], axis=1)
-        for f in fields:
+        if stage != "background":
+            model_var[stage] = jnp.concatenate([jnp.full(stack[f][0].size, model_sd[stage][i] ** 2)
+                                                for i, f in enumerate(fields)])
+        for i, f in enumerate(fields):
             out[f"{f}_{stage}_mean"] = stack[f].mean(axis=0)
             if stage != "background":
-                out[f"{f}_{stage}_spread"] = stack[f].std(axis=0, ddof=1)
+                out[f"{f}_{stage}_spread"] = jnp.sqrt(stack[f].var(axis=0, ddof=1) + model_sd[stage][i] ** 2)
             if stage == "analysis" and members:
                 out[f"{f}_analysis_members"] = stack[f]
         if stage == "analysis":
             analysis_fields = stack
-    out["spread_analysis"] = spread(vectors["analysis"])
-    out["spread_filter"] = spread(vectors["filter"])
+    out["spread_analysis"] = jnp.sqrt(spread(vectors["analysis"]) ** 2 + model_var["analysis"].mean())
+    out["spread_filter"] = jnp.sqrt(spread(vectors["filter"]) ** 2 + model_var["filter"].mean())
     out["rmse_background"] = rmse(vectors["background"], truth_start)
     out["rmse_analysis"] = rmse(vectors["analysis"], truth_start)
     out["crps_analysis"] = crps(vectors["analysis"], truth_start)

@@ -131,14 +131,16 @@ def search_start(term: ObservationTerm, prior_term: AbstractPrior, v_bar, X, obs
                  key: PRNGKeyArray, n_random: int = 0) -> Array:
     """The start of the minimisation among the background mean (``w = 0``), the N members (``w_i``
     with ``v_bar + X w_i`` the i-th member) and ``n_random`` draws ``w ~ N(0, I)`` from the
-    background: the one of lowest cost. A strongly nonlinear window (a source far from the prior
+    background (half of them three times as wide): the one of lowest cost. A strongly nonlinear window (a source far from the prior
     mean, seen by few observations) can have several minima; starting from the candidate that
     already explains the observations best finds the one the data favour instead of the one
     nearest the mean. Costs one forecast per candidate."""
     n_ens = X.shape[1]
     dtype = X.dtype
     members = jnp.sqrt(n_ens - 1.0) * (jnp.eye(n_ens, dtype=dtype) - 1.0 / n_ens)  # row i: w_i
-    draws = jax.random.normal(key, (n_random, n_ens), dtype)
+    # half of the draws from the background, half three times as wide: a source in the prior's tail
+    scale = jnp.where(jnp.arange(n_random) < n_random // 2, 1.0, 3.0).astype(dtype)
+    draws = jax.random.normal(key, (n_random, n_ens), dtype) * scale[:, None]
     starts = jnp.concatenate([jnp.zeros((1, n_ens), dtype), members, draws])
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
 
