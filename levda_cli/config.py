@@ -458,6 +458,9 @@ def window_setup(cfg: AssimilateConfig, spec):
         exact_hessian=cfg.solver.posterior_hessian == "exact",
         obs_ranks=cfg.output.rank_histograms,
         search_candidates=cfg.solver.search_candidates,
+        # latent mode: search only where the surrogate was trained (its checkpoint's parameter ranges)
+        search_low=jnp.asarray([spec.prior[n][0] for n in est]) if cfg.model.latent and est else None,
+        search_high=jnp.asarray([spec.prior[n][1] for n in est]) if cfg.model.latent and est else None,
     )
 
 

@@ -46,6 +46,9 @@ class WindowSetup(eqx.Module):
     exact_hessian: bool = eqx.field(static=True, default=True)  # the posterior from J_b's exact Hessian
     obs_ranks: bool = eqx.field(static=True, default=False)  # rank histogram of the observations (N forecasts)
     search_candidates: int = eqx.field(static=True, default=0)  # random starts besides the mean and members
+    # where the estimated parameters may be searched (a surrogate is trusted only within its training ranges)
+    search_low: Float[Array, " n_est"] | None = None
+    search_high: Float[Array, " n_est"] | None = None
     block: int = eqx.field(static=True, default=4096)  # observations per linearisation block
     compute: str = eqx.field(static=True, default="float64")  # the model and decoder's precision
 
@@ -128,10 +131,11 @@ def advance_windows(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"],
 
 
 def search_start(term: ObservationTerm, prior_term: AbstractPrior, v_bar, X, obs: WindowObs,
-                 key: PRNGKeyArray, n_random: int = 0) -> Array:
+                 key: PRNGKeyArray, n_random: int = 0, low=None, high=None) -> Array:
     """The start of the minimisation among the background mean (``w = 0``), the N members (``w_i``
     with ``v_bar + X w_i`` the i-th member) and ``n_random`` draws ``w ~ N(0, I)`` from the
-    background (half of them three times as wide): the one of lowest cost. A strongly nonlinear window (a source far from the prior
+    background (half of them three times as wide), those with estimated parameters in
+    ``[low, high]`` (when given): the one of lowest cost. A strongly nonlinear window (a source far from the prior
     mean, seen by few observations) can have several minima; starting from the candidate that
     already explains the observations best finds the one the data favour instead of the one
     nearest the mean. Costs one forecast per candidate."""
@@ -145,8 +149,12 @@ def search_start(term: ObservationTerm, prior_term: AbstractPrior, v_bar, X, obs
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
 
     def cost_at(w):
-        d = jnp.where(obs.mask, (obs.value - term.predict(v_bar + X @ w)) / safe_error, 0.0)
+        v = v_bar + X @ w
+        d = jnp.where(obs.mask, (obs.value - term.predict(v)) / safe_error, 0.0)
         j = prior_term.value(w, jnp.zeros((n_ens, n_ens), dtype)) + 0.5 * (d @ d)
+        if low is not None:  # a candidate whose parameters leave the allowed ranges is no candidate
+            params = v[v.shape[0] - low.shape[0]:]
+            j = jnp.where(jnp.all((params >= low) & (params <= high)), j, jnp.inf)
         return jnp.where(jnp.isfinite(j), j, jnp.inf)
 
     costs = jax.lax.map(cost_at, starts)
@@ -182,7 +190,8 @@ def analyse_window(
         w_start = None
     else:
         w_start = jax.lax.cond(jnp.asarray(search), lambda: search_start(term, prior_term, v_bar, X, obs, keys[-3],
-                                                                          setup.search_candidates),
+                                                                          setup.search_candidates, setup.search_low,
+                                                                          setup.search_high),
                                lambda: jnp.zeros(n_ens, dtype))
     minimum = setup.solver.minimise(lambda w: term.linearise(v_bar, X, w), prior_term, n_ens, dtype, w_start)
     w, StS = minimum.w, minimum.StS
