@@ -380,7 +380,7 @@ def run(
                                       f"{header['time']['origin']}; the latent state is only defined after it")
             if cfg.ensemble.initial is not None:
                 background = _given_ensemble(cfg.ensemble.initial, spec, setup, clock, n_ens, n_ctrl,
-                                             json.loads(attrs["control_names"]))
+                                             json.loads(attrs["control_names"]), cfg.ensemble.seed)
             else:
                 background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), dtype, spinup)
         else:
@@ -779,14 +779,14 @@ def _initial_ensemble(spec, setup, cfg, key, dtype, spinup=None):
     return jnp.concatenate([x, mu[:, estimated]], axis=1) if problem.estimated else x
 
 
-def _given_ensemble(path, spec, setup, clock, n_ens, n_ctrl, control_names):
+def _given_ensemble(path, spec, setup, clock, n_ens, n_ctrl, control_names, seed=0):
     """A given first guess (``ensemble.initial``), forecast from its valid time to the first window's start."""
     import jax
 
     from levda_cli.core import propagate
     from levda_cli.io.ensemble import read_initial_ensemble
 
-    ens, valid_s = read_initial_ensemble(path, n_ens, n_ctrl, control_names)
+    ens, valid_s = read_initial_ensemble(path, n_ens, n_ctrl, control_names, seed)
     lead = (clock.start_s - valid_s) / clock.unit_s  # model time units
     steps = lead / spec.dynamics.dt
     if lead < 0 or abs(steps - round(steps)) > 1e-6:

@@ -193,12 +193,22 @@ def test_initial_ensemble_file_checked(tmp_path, cli_env):
     ds = xr.open_zarr(tmp_path / "s.zarr")
     # no spin-up: the first background is the file's members (valid at the first window's start)
     np.testing.assert_allclose(ds["background"].values[0], good["ensemble"].values, rtol=0, atol=0)
+    # a background mean and spread instead: members drawn with exactly that mean and spread
+    xr.Dataset({"mean": (("ctrl",), np.full(40, 8.0)), "spread": ((), 0.5)},
+               attrs={"time": "2000-01-01T00:00:00Z"}).to_netcdf(tmp_path / "ms.nc")
+    result = _run([*base, "--out", "ms.zarr", "--initial-ensemble", "ms.nc"], tmp_path, cli_env)
+    assert result.exit_code == 0, result.output
+    first = xr.open_zarr(tmp_path / "ms.zarr")["background"].values[0]
+    np.testing.assert_allclose(first.mean(0), 8.0, atol=1e-12)
+    np.testing.assert_allclose(first.std(0, ddof=1), 0.5, rtol=1e-12)
     for name, bad, needle in [
         ("shape", xr.Dataset({"ensemble": (("member", "ctrl"), rng.standard_normal((5, 40)))},
                              attrs={"time": "2000-01-01T00:00:00Z"}), "has shape (5, 40)"),
         ("late", good.assign_attrs(time="2000-01-01T03:00:00Z"), "must be at or before it"),
         ("nan", good.copy(data={"ensemble": np.where(np.eye(8, 40) > 0, np.nan, 8.0)}), "member 0, control entry 0"),
         ("no time", xr.Dataset({"ensemble": good["ensemble"]}), "no valid time"),
+        ("neither", xr.Dataset({"members": good["ensemble"]}, attrs={"time": "2000-01-01T00:00:00Z"}),
+         "neither 'ensemble'"),
     ]:
         bad.to_netcdf(tmp_path / f"{name}.nc")
         out = _run([*base, "--out", f"{name}.zarr", "--initial-ensemble", f"{name}.nc"], tmp_path, cli_env)

@@ -1,5 +1,7 @@
 """A given first-guess ensemble (``--initial-ensemble``): a previous levda analysis store, or a Zarr
-or NetCDF file holding ``ensemble(member, ctrl)`` and its valid ``time``.
+or NetCDF file holding ``ensemble(member, ctrl)`` and its valid ``time``, or a background
+``mean(ctrl)`` with its ``spread`` (``(ctrl)`` or a scalar), from which the members are drawn
+(Gaussian, independent components, with the run's ensemble seed).
 
 From a levda store the last window's analysis (smoother) ensemble is taken, valid at that window's
 start; the caller forecasts it to the first window of the new run. Every refusal is a
@@ -31,7 +33,8 @@ def _seconds(value, path: Path) -> int:
     return int((t - UNIX).astype(np.int64))
 
 
-def read_initial_ensemble(path: Path, n_ens: int, n_ctrl: int, control_names: list[str]) -> tuple[np.ndarray, int]:
+def read_initial_ensemble(path: Path, n_ens: int, n_ctrl: int, control_names: list[str], seed: int = 0
+                          ) -> tuple[np.ndarray, int]:
     """``(ensemble (n_ens, n_ctrl), valid time in seconds since 1970)``."""
     path = Path(path)
     if not path.exists():
@@ -52,10 +55,22 @@ def read_initial_ensemble(path: Path, n_ens: int, n_ctrl: int, control_names: li
         raise ConfigError(f"initial ensemble {path} is not a readable Zarr or NetCDF file "
                           f"({type(err).__name__}: {str(err)[:120]})") from None
     with ds:
-        if "ensemble" not in ds:
-            raise ConfigError(f"initial ensemble {path} has no variable 'ensemble' (member, ctrl); it has "
-                              f"{sorted(ds.data_vars)}")
-        values = np.asarray(ds["ensemble"].values, np.float64)
+        if "ensemble" in ds:
+            values = np.asarray(ds["ensemble"].values, np.float64)
+        elif "mean" in ds and "spread" in ds:
+            mean = np.asarray(ds["mean"].values, np.float64)
+            sd = np.broadcast_to(np.asarray(ds["spread"].values, np.float64), mean.shape) if mean.ndim == 1 else None
+            if mean.shape != (n_ctrl,) or sd is None:
+                raise ConfigError(f"initial ensemble {path}: 'mean' has shape {mean.shape}; this run's control has "
+                                  f"{n_ctrl} entries (state + estimated parameters)")
+            if not (np.isfinite(sd).all() and (sd > 0).all()):
+                raise ConfigError(f"initial ensemble {path}: 'spread' must be finite and positive everywhere")
+            draws = np.random.default_rng(seed).standard_normal((n_ens, n_ctrl))
+            draws = (draws - draws.mean(axis=0)) / draws.std(axis=0, ddof=1)  # exactly the given mean and spread
+            values = mean + sd * draws
+        else:
+            raise ConfigError(f"initial ensemble {path} has neither 'ensemble' (member, ctrl) nor 'mean' and "
+                              f"'spread' (ctrl); it has {sorted(ds.data_vars)}")
         time = ds.attrs.get("time", ds["time"].values if "time" in ds else None)
         if time is None:
             raise ConfigError(f"initial ensemble {path} gives no valid time (a 'time' attribute or variable)")
