@@ -389,6 +389,7 @@ def run(
             background = forward(np.asarray(store.read_last("analysis"), np.float64))
 
         search_mode = cfg.solver.search if cfg.solver.search != "auto" else ("always" if header else "first")
+        ranks: dict[str, np.ndarray] = {}
         streak = [0]  # consecutive windows with an inconsistent innovation ratio (continued from the store)
         if resumed:
             tail = min(resumed, cfg.solver.divergence_windows)
@@ -523,6 +524,10 @@ def run(
                 record["param_background"] = res.background[:, n_state:]
                 record["param_analysis"] = res.analysis[:, n_state:]
             pending.append({name: np.asarray(v) for name, v in record.items()})
+            for name in ("rank_observations", "rank_truth"):  # this run's rank histograms, summed over windows
+                counts = np.asarray(record[name])
+                if (counts >= 0).all():
+                    ranks[name] = ranks.get(name, 0) + counts
             # Commit every output.commit_seconds, but never spend more than a tenth of the run in commits
             # (a commit of many windows takes a while): the wait is at least 10 x the last commit's time.
             every = cfg.output.commit_seconds and max(cfg.output.commit_seconds, 10 * last_commit[1])  # 0: each window
@@ -577,6 +582,9 @@ def run(
         summary = _summary(out, resumed, rows, obs, store.n_windows, position[1])
         summary["surrogate_error_added"] = representation  # RMS added error per field (latent mode)
         summary["parameter_coverage"] = _coverage(rows, est, truth_params)
+        # rank histograms over this run's windows, per variable (flat when calibrated; U: under-dispersive)
+        summary["rank_histograms"] = {name: {f: counts[i].astype(int).tolist() for i, f in enumerate(spec.fields)
+                                             if counts[i].sum() > 0} for name, counts in ranks.items()}
         summary["compile_seconds"] = round(timing["compile_seconds"], 3)
         summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
         for key, what, where in (

@@ -80,7 +80,12 @@ def test_filter_divergence_is_flagged_and_exit_7_on_request(tmp_path, cli_env):
     ds = xr.open_zarr(tmp_path / "a.zarr")
     assert (ds["innovation_ratio"].values[1:] > 100).all()
     assert list(ds["diverging"].values) == [0, 0, 0, 1, 1, 1]
-    assert _json(result.output)["windows_diverging"] == [3, 4, 5] and "filter divergence" in result.output
+    summary = _json(result.output)
+    assert summary["windows_diverging"] == [3, 4, 5] and "filter divergence" in result.output
+    # the run's observation rank histogram: every observation counted once, piled at the edges (R far too small)
+    hist = np.asarray(summary["rank_histograms"]["rank_observations"]["x"])
+    np.testing.assert_array_equal(hist, ds["rank_observations"].values[:, 0].sum(axis=0))
+    assert hist.sum() == 240 and hist[0] + hist[-1] > 0.8 * hist.sum()
     strict = _run([*args, "--out", "b.zarr", "--set", "solver.require_no_divergence=true"], tmp_path, cli_env)
     assert strict.exit_code == 7 and "solver.require_no_divergence" in strict.output
     assert xr.open_zarr(tmp_path / "b.zarr").sizes["window"] == 3
