@@ -218,6 +218,13 @@ def write(rows, args, kol=()):
     def fmt(v, f="{:.0f}"):
         return "-" if v is None else f.format(v)
 
+    def tail(c):
+        """The columns every table ends with: latent spread/skill, flags, exit codes."""
+        la = c.get("latent", {})
+        return (f"| {fmt(la.get('spread_skill'), '{:.2f}')} "
+                f"| {la.get('unconverged')}/{la.get('inconsistent')}/{la.get('diverging')} "
+                f"| {c.get('latent_exit')}/{c.get('full_exit', '-')} |")
+
     lines = [
         "# Calibration on held-out tsunami cases (latent, free surrogate run, full state)",
         "",
@@ -240,9 +247,7 @@ def write(rows, args, kol=()):
             f"({fmt(la.get('x0_spread', 0) / 1e3, '{:.1f}')}, {fmt(la.get('y0_spread', 0) / 1e3, '{:.1f}')}) "
             f"| {fmt(la.get('x0_z'), '{:.1f}')}, {fmt(la.get('y0_z'), '{:.1f}')} | {la.get('covered')} "
             f"| {fmt(la.get('rmse'), '{:.4f}')} | {fmt(c.get('free_rmse'), '{:.4f}')} | {fmt(fu.get('rmse'), '{:.4f}')} "
-            f"| {fmt(fu.get('x0', 0) / 1e3)}, {fmt(fu.get('y0', 0) / 1e3)} | {fmt(la.get('spread_skill'), '{:.2f}')} "
-            f"| {la.get('unconverged')}/{la.get('inconsistent')}/{la.get('diverging')} "
-            f"| {c.get('latent_exit')}/{c.get('full_exit', '-')} |"
+            f"| {fmt(fu.get('x0', 0) / 1e3)}, {fmt(fu.get('y0', 0) / 1e3)} {tail(c)}"
         )
     la = [c["latent"] for c in rows if "latent" in c]
     fu = [c["full"] for c in rows if "full" in c]
@@ -276,9 +281,7 @@ def write(rows, args, kol=()):
                 f"| {c['case']} | {c['Re_true']:.0f} | {fmt(la.get('Re'))} ({fmt(la.get('Re_spread'))}) "
                 f"| {fmt(la.get('Re_z'), '{:.1f}')} | {la.get('covered')} | {fmt(la.get('rmse'), '{:.4f}')} "
                 f"| {fmt(c.get('free_rmse'), '{:.4f}')} | {fmt(fu.get('rmse'), '{:.4f}')} | {fmt(fu.get('Re'))} "
-                f"| {fmt(la.get('spread_skill'), '{:.2f}')} "
-                f"| {la.get('unconverged')}/{la.get('inconsistent')}/{la.get('diverging')} "
-                f"| {c.get('latent_exit')}/{c.get('full_exit', '-')} |")
+                f"{tail(c)}")
         kla = [c["latent"] for c in kol if "latent" in c]
         kfu = [c["full"] for c in kol if "full" in c]
         if kla:

@@ -363,9 +363,20 @@ def run(
         coord_arr = np.stack([obs.coords[c] for c in spec.coords], axis=1)
         field_idx = np.array([spec.fields.index(v) if v in spec.fields else -1 for v in obs.variable])
         representation: dict[str, float] = {}
-        error_used = _with_surrogate_error(obs, field_idx, t_s, clock, spec, header, cfg.model.surrogate_error,
-                                           warn, representation)
-        model_sd = _model_error_sd(spec, header, cfg.model.surrogate_error, clock)
+        from levda_cli.models import surrogate_error_sd
+
+        sd = surrogate_error_sd(header, cfg.model.surrogate_error)
+        if sd is None and header is not None and cfg.model.surrogate_error > 0:
+            warn("the checkpoint records no error of its own (no surrogate_error, no validation error): observations "
+                 "are used with their declared errors only; set model.surrogate_error = 0 to silence this")
+        error_used = _with_surrogate_error(obs, field_idx, t_s, clock, spec, sd, representation)
+        no_model_error = np.zeros(len(spec.fields))
+
+        def model_sd(t_s_window):
+            """The surrogate's error per field at a window's start or end (the stored spreads include it)."""
+            if sd is None:
+                return no_model_error
+            return np.asarray([float(sd(f, clock.model_time(t_s_window))) for f in spec.fields])
         # Rejected records per window, counted only up to the last analysed window (a rejected time in
         # year 9999 must not size an array by its window number).
         rej_k = k_obs[(obs.qc != obsio.QC_OK) & (k_obs >= 0) & (k_obs <= windows[-1])]
@@ -681,18 +692,6 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     return run_step, (lambda ens: forward_c(*array_leaves, ens))
 
 
-def _model_error_sd(spec, header, scale, clock):
-    """``t_s -> (n_field,)``: the surrogate's recorded error per field at that time (zeros in full-state
-    mode or with ``model.surrogate_error = 0``), which the stored field spreads include."""
-    from levda_cli.models import surrogate_error
-
-    table = surrogate_error(header) if header is not None and scale > 0 else None
-    if table is None:
-        zeros = np.zeros(len(spec.fields))
-        return lambda t_s: zeros
-    return lambda t_s: np.asarray([scale * np.interp(float(clock.model_time(t_s)), *table[f]) for f in spec.fields])
-
-
 def _window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end,
                      model_sd_start=None, model_sd_end=None):
     """Means and spreads on the output grid, members, and scores against the truth (NaN without
@@ -806,27 +805,20 @@ def _given_ensemble(path, spec, setup, clock, n_ens, n_ctrl, control_names, seed
     return np.asarray(jax.jit(propagate, static_argnums=2)(setup.problem, ens, int(round(steps)))[-1])
 
 
-def _with_surrogate_error(obs, field_idx, t_s, clock, spec, header, scale, warn, representation: dict) -> np.ndarray:
+def _with_surrogate_error(obs, field_idx, t_s, clock, spec, sd, representation: dict) -> np.ndarray:
     """Each observation's error with the surrogate's own error at its field and lead time added in
-    quadrature (latent mode, ``model.surrogate_error`` > 0): the surrogate is a model with an error of
-    its own, and an analysis that trusts it more than it deserves is over-confident. Fills
-    ``representation`` with the mean added error per field (for the summary)."""
-    if header is None or scale == 0:
-        return obs.error
-    from levda_cli.models import surrogate_error
-
-    table = surrogate_error(header)
-    if table is None:
-        warn("the checkpoint records no error of its own (no surrogate_error, no validation error): observations "
-             "are used with their declared errors only; set model.surrogate_error = 0 to silence this")
+    quadrature (latent mode, ``model.surrogate_error`` > 0; ``sd`` from ``models.surrogate_error_sd``):
+    the surrogate is a model with an error of its own, and an analysis that trusts it more than it
+    deserves is over-confident. Fills ``representation`` with the RMS added error per field (for the
+    summary)."""
+    if sd is None:
         return obs.error
     model_t = np.asarray(clock.model_time(t_s), float)
     added = np.zeros(len(obs))
     for i, f in enumerate(spec.fields):
         sel = field_idx == i
         if sel.any():
-            times, series = table[f]
-            added[sel] = scale * np.interp(model_t[sel], times, series)  # held at the ends beyond the frames
+            added[sel] = sd(f, model_t[sel])
             representation[f] = float(np.sqrt(np.mean(added[sel] ** 2)))
     return np.sqrt(obs.error**2 + added**2)
 

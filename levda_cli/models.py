@@ -220,3 +220,13 @@ def surrogate_error(header: dict) -> dict | None:
         rms = float(np.hypot(norm["field_mean"][i], norm["field_std"][i]))
         out[f] = (np.asarray([t["first_frame"]], float), np.asarray([rel[f] * rms]))
     return out
+
+
+def surrogate_error_sd(header: dict | None, scale: float):
+    """``sd(field, model_times) -> array``: ``scale`` x the surrogate's recorded error of ``field`` at
+    those model times (interpolated between frames, held beyond them); None in full-state mode, with
+    ``scale = 0``, or when the checkpoint records no error (``surrogate_error``)."""
+    table = surrogate_error(header) if header is not None and scale > 0 else None
+    if table is None:
+        return None
+    return lambda field, t: scale * np.interp(np.asarray(t, float), *table[field])

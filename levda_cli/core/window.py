@@ -131,14 +131,15 @@ def advance_windows(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"],
 
 
 def search_start(term: ObservationTerm, prior_term: AbstractPrior, v_bar, X, obs: WindowObs,
-                 key: PRNGKeyArray, n_random: int = 0, low=None, high=None) -> Array:
+                 key: PRNGKeyArray, n_random: int = 0, low=None, high=None, h_known=None) -> Array:
     """The start of the minimisation among the background mean (``w = 0``), the N members (``w_i``
     with ``v_bar + X w_i`` the i-th member) and ``n_random`` draws ``w ~ N(0, I)`` from the
     background (half of them three times as wide), those with estimated parameters in
     ``[low, high]`` (when given): the one of lowest cost. A strongly nonlinear window (a source far from the prior
     mean, seen by few observations) can have several minima; starting from the candidate that
     already explains the observations best finds the one the data favour instead of the one
-    nearest the mean. Costs one forecast per candidate."""
+    nearest the mean. Costs one forecast per candidate; ``h_known`` (``(N + 1, n_obs)``: h of the mean
+    and of each member, when the caller has them) saves those."""
     n_ens = X.shape[1]
     dtype = X.dtype
     members = jnp.sqrt(n_ens - 1.0) * (jnp.eye(n_ens, dtype=dtype) - 1.0 / n_ens)  # row i: w_i
@@ -148,16 +149,23 @@ def search_start(term: ObservationTerm, prior_term: AbstractPrior, v_bar, X, obs
     starts = jnp.concatenate([jnp.zeros((1, n_ens), dtype), members, draws])
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
 
-    def cost_at(w):
+    def cost_of(w, h):
         v = v_bar + X @ w
-        d = jnp.where(obs.mask, (obs.value - term.predict(v)) / safe_error, 0.0)
+        d = jnp.where(obs.mask, (obs.value - h) / safe_error, 0.0)
         j = prior_term.value(w, jnp.zeros((n_ens, n_ens), dtype)) + 0.5 * (d @ d)
         if low is not None:  # a candidate whose parameters leave the allowed ranges is no candidate
             params = v[v.shape[0] - low.shape[0]:]
             j = jnp.where(jnp.all((params >= low) & (params <= high)), j, jnp.inf)
         return jnp.where(jnp.isfinite(j), j, jnp.inf)
 
-    costs = jax.lax.map(cost_at, starts)
+    def cost_at(w):
+        return cost_of(w, term.predict(v_bar + X @ w))
+
+    if h_known is None:
+        costs = jax.lax.map(cost_at, starts)
+    else:
+        known = jax.vmap(cost_of)(starts[: n_ens + 1], h_known)
+        costs = jnp.concatenate([known, jax.lax.map(cost_at, draws)]) if n_random else known
     return starts[jnp.argmin(costs)]
 
 
@@ -186,12 +194,16 @@ def analyse_window(
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
     term = ObservationTerm.build(problem, obs, setup.n_window, setup.block, setup.compute)
     prior_term = setup.prior.for_ensemble(n_ens, background.shape[1])
+    hofx_b = term.predict(v_bar)
+    # the background members in observation space (rank histogram, innovation ratio, search), once
+    h_members = jax.vmap(term.predict)(prior) if setup.obs_ranks else None
     if isinstance(search, bool) and not search:
         w_start = None
     else:
+        h_known = None if h_members is None else jnp.concatenate([hofx_b[None], h_members])
         w_start = jax.lax.cond(jnp.asarray(search), lambda: search_start(term, prior_term, v_bar, X, obs, keys[-3],
                                                                           setup.search_candidates, setup.search_low,
-                                                                          setup.search_high),
+                                                                          setup.search_high, h_known),
                                lambda: jnp.zeros(n_ens, dtype))
     minimum = setup.solver.minimise(lambda w: term.linearise(v_bar, X, w), prior_term, n_ens, dtype, w_start)
     w, StS = minimum.w, minimum.StS
@@ -213,7 +225,6 @@ def analyse_window(
         analysis = strategy.after(prior, analysis, keys[len(setup.inflation) + i])
 
     traj = forecast_ensemble(setup, analysis, setup.n_window)
-    hofx_b = term.predict(v_bar)
     hofx_a = obs.value - minimum.d * safe_error  # h(v_bar + X w*), recovered from the residual
     hofx_a = jnp.where(obs.mask, hofx_a, 0.0)
     d0 = jnp.where(obs.mask, (obs.value - hofx_b) / safe_error, 0.0)
@@ -222,12 +233,17 @@ def analyse_window(
     n_obs = obs.mask.sum()
     # Innovation consistency: E|d(0)|^2 = n_obs + tr(S^T S) when the background spread (after inflation)
     # and R explain the observation-minus-background differences; far above 1: the ensemble has lost the truth.
-    innovation_ratio = (d0 @ d0) / jnp.maximum(n_obs + jnp.trace(minimum.StS_initial), 1.0)
+    # tr(S^T S) at w = 0 is the members' normalised variance in observation space: from the members themselves
+    # when they were forecast, else from the minimisation's first linearisation (at w = 0 unless a search moved it).
+    if h_members is None:
+        spread_obs = jnp.trace(minimum.StS_initial)
+    else:
+        spread_obs = jnp.sum(jnp.where(obs.mask, h_members.var(axis=0, ddof=1) / safe_error**2, 0.0))
+    innovation_ratio = (d0 @ d0) / jnp.maximum(n_obs + spread_obs, 1.0)
     if setup.obs_ranks:
         # the observation's rank among the background members in observation space, each perturbed with
         # the observation's error (Hamill 2001): flat when the ensemble and R are calibrated
-        members = jax.vmap(term.predict)(prior)
-        members = members + safe_error * jax.random.normal(keys[-1], members.shape, dtype)
+        members = h_members + safe_error * jax.random.normal(keys[-1], h_members.shape, dtype)
         ranks = (members < obs.value).sum(axis=0)
         rank_obs = jnp.zeros((setup.n_field, n_ens + 1), jnp.int32).at[obs.field, ranks].add(obs.mask.astype(jnp.int32))
     else:
