@@ -91,3 +91,28 @@ def test_latent_assimilation_end_to_end(tmp_path, cli_env):
     fx = xr.open_zarr(tmp_path / "fixed.zarr")
     assert (fx["spread_analysis"].values > 1e-4).all()
     assert float(fx["rmse_analysis"].values[1:].mean()) < float(fx["rmse_background"].values[0])
+
+    # The report of the latent store: the error maps, recomputed from the truth file, have the store's RMSE.
+    levda("report", "an.zarr", "--out", "rep", "--truth", "truth.zarr", "--maps", "0,-1", env=cli_env, cwd=tmp_path)
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert data["maps"]["windows"] == [0, 5] and (tmp_path / "rep" / "map_5.png").exists()
+    errors = np.stack([np.asarray(data["maps"]["fields"][f]["error"]) for f in header["fields"]])  # field, window, y, x
+    np.testing.assert_allclose(np.sqrt((errors**2).mean(axis=(0, 2, 3))), ds["rmse_analysis"].values[[0, 5]], rtol=1e-9)
+    assert data["parameters"]["x0"]["truth"] == truth_xy[0]
+
+    # The forecast: lead 0 is the store's filter analysis (spread with the surrogate's error, as stored), and a
+    # point at a grid cell's centre gets the decoded value of that cell.
+    x, y = float(ds["x"][7]), float(ds["y"][20])
+    (tmp_path / "points.csv").write_text(f"name,x,y\ncell,{x},{y}\n")
+    fc_proc = levda("forecast", "an.zarr", "--lead", "30min", "--out", "fc.zarr", "--points", "points.csv", "--json",
+                    env=cli_env, cwd=tmp_path)
+    assert json.loads(fc_proc.stdout)["frames"] == 4  # every 10 minutes, the surrogate's frame interval
+    fc = xr.open_zarr(tmp_path / "fc.zarr")
+    np.testing.assert_allclose(fc["eta_mean"].values[0], ds["eta_filter_mean"].values[-1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fc["eta_spread"].values[0], ds["eta_filter_spread"].values[-1], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fc["eta_points_mean"].values[:, 0], fc["eta_mean"].values[:, 20, 7], rtol=1e-9,
+                               atol=1e-12)
+    assert np.isfinite(fc["u_spread"].values).all() and (fc["eta_spread"].values > 0).all()
+    moved = levda("forecast", "an.zarr", "--lead", "30min", "--out", "fc2.zarr", "--checkpoint", tmp_path / "latent.toml",
+                  env=cli_env, cwd=tmp_path, check=False)
+    assert moved.returncode == 4 and "not the checkpoint" in moved.stderr

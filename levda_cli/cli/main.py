@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from levda_cli import __version__
-from levda_cli.cli import assimilate, obs, observe, simulate, surrogate
+from levda_cli.cli import assimilate, forecast, obs, observe, report, simulate, surrogate
 
 app = typer.Typer(
     name="levda",
@@ -35,6 +35,8 @@ def main(
 app.command("simulate")(simulate.simulate)
 app.command("observe")(observe.observe)
 app.command("assimilate")(assimilate.assimilate)
+app.command("forecast")(forecast.forecast)
+app.command("report")(report.report)
 app.add_typer(obs.app, name="obs")
 app.add_typer(surrogate.app, name="surrogate")
 
