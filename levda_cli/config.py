@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from levda_cli.registry import BENCHMARKS, listing
 from levda_cli.errors import ConfigError
 
 EPOCH_DEFAULT = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
@@ -29,7 +30,7 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """Which model: a benchmark's physics (full-state mode) by name, its resolution and step."""
 
-    name: Literal["lorenz96", "tsunami", "kolmogorov", "sphere"] = "lorenz96"
+    name: str = Field("lorenz96", description="a benchmark of levda_cli.registry: " + listing())
     checkpoint: Path | None = Field(None, description="a surrogate checkpoint: latent mode (name is then ignored)")
     size: int | None = Field(None, ge=4, le=100_000, description="Lorenz-96 sites, grid cells a side, or the sphere's "
                              "spectral truncation (21 for T21; default per model)")
@@ -37,6 +38,13 @@ class ModelConfig(_Strict):
     surrogate_error: float = Field(1.0, ge=0, le=100, description="latent mode: the surrogate's recorded error "
                                    "(per field and lead time, from its checkpoint) times this is added to each "
                                    "observation's error variance as representation error; 0 turns it off")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in BENCHMARKS:
+            raise ValueError(f"unknown model '{v}'; levda knows: {listing()}")
+        return v
 
     def spec(self):
         from levda_cli.models import model_spec
@@ -192,7 +200,7 @@ class AssimilateConfig(_Strict):
     def _steps(self):
         if self.model.latent:
             return self  # checked against the surrogate's step when it is loaded
-        dt_model = self.model.dt or {"lorenz96": 0.05}.get(self.model.name)
+        dt_model = self.model.dt or BENCHMARKS[self.model.name].default_dt
         if dt_model is None:
             return self  # checked against the model's own step when the model is built
         for what, value in (("length", self.window.length), ("shift", self.window.shift_value)):

@@ -16,7 +16,9 @@ import numpy as np
 
 from levda_cli.errors import ModelError
 
-MODELS = ("lorenz96", "tsunami", "kolmogorov", "sphere")
+from levda_cli.registry import BENCHMARKS
+
+MODELS = tuple(BENCHMARKS)  # (kept for callers; the registry is the one list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,99 +59,124 @@ def grid_points(grid_dims, grid, coords) -> np.ndarray:
 
 
 def model_spec(name: str, size: int | None = None, dt: float | None = None) -> ModelSpec:
-    """The spec of model ``name`` at resolution ``size`` (sites, or cells a side) and step ``dt``."""
+    """The spec of model ``name`` (a ``registry`` entry) at resolution ``size`` (sites, cells a side, or
+    spectral truncation) and step ``dt``."""
+    import importlib
+
+    entry = BENCHMARKS.get(name)
+    if entry is None:
+        raise ModelError(f"unknown model '{name}'; levda knows: {', '.join(BENCHMARKS)}")
+    module, _, function = entry.builder.partition(":")
+    return getattr(importlib.import_module(module), function)(size, dt)
+
+
+def lorenz96_spec(size: int | None, dt: float | None) -> ModelSpec:
     import jax
     import jax.numpy as jnp
 
-    if name == "lorenz96":
-        from levda_cli.physics.lorenz96 import COORDS, FIELDS, Lorenz96
+    name = "lorenz96"
+    from levda_cli.physics.lorenz96 import COORDS, FIELDS, Lorenz96
 
-        n = size or 40
-        dyn = Lorenz96(n_state=n, dt=dt or 0.05)
-        return ModelSpec(
-            name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS, domain={"site": (0.0, float(n))},
-            periodic=("site",), params={"F": 8.0}, prior={"F": (8.0, 8.0)}, grid_dims=("site",),
-            grid={"site": np.arange(n)}, to_fields=lambda x: {"x": x}, restart_vars={},
-            to_restart=lambda x: {}, from_frame=lambda frame: jnp.asarray(frame["x"]),
-            initial_state=lambda mu, key, scale: mu[0] + scale * jax.random.normal(key, (n,), jnp.float64),
-            spinup=20.0, interval=0.05, duration=20.0, unit_seconds=432000.0, units={"x": "1", "F": "1"},
-        )
-    if name == "tsunami":
-        from levda_cli.physics.tsunami import COORDS, FIELDS, Tsunami
+    n = size or 40
+    dyn = Lorenz96(n_state=n, dt=dt or 0.05)
+    return ModelSpec(
+        name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS, domain={"site": (0.0, float(n))},
+        periodic=("site",), params={"F": 8.0}, prior={"F": (8.0, 8.0)}, grid_dims=("site",),
+        grid={"site": np.arange(n)}, to_fields=lambda x: {"x": x}, restart_vars={},
+        to_restart=lambda x: {}, from_frame=lambda frame: jnp.asarray(frame["x"]),
+        initial_state=lambda mu, key, scale: mu[0] + scale * jax.random.normal(key, (n,), jnp.float64),
+        spinup=20.0, interval=0.05, duration=20.0, unit_seconds=432000.0, units={"x": "1", "F": "1"},
+    )
 
-        n = size or 50
-        probe = Tsunami(n=n, dt=1.0)
-        # The largest step with Courant number <= 0.5 that divides the 600 s output interval.
-        cfl_dt = 0.5 * probe.dx / (probe.gravity * probe.depth) ** 0.5
-        dyn = Tsunami(n=n, dt=dt or 600.0 / math.ceil(600.0 / cfl_dt))
-        centres = np.asarray(dyn.centres())
-        faces = np.arange(n + 1) * dyn.dx
 
-        def to_restart(x):
-            _, u, v = dyn.unpack(x)
-            return {"u_face": u, "v_face": v}
+def tsunami_spec(size: int | None, dt: float | None) -> ModelSpec:
+    import jax.numpy as jnp
 
-        return ModelSpec(
-            name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS,
-            domain={"x": (0.0, dyn.length), "y": (0.0, dyn.length)}, periodic=(),
-            params={"x0": 5e5, "y0": 5e5}, prior={"x0": (2.5e5, 7.5e5), "y0": (2.5e5, 7.5e5)},
-            grid_dims=("y", "x"), grid={"y": centres, "x": centres, "x_face": faces, "y_face": faces},
-            to_fields=dyn.fields, restart_vars={"u_face": ("y", "x_face"), "v_face": ("y_face", "x")},
-            to_restart=to_restart,
-            from_frame=lambda f: dyn.pack(jnp.asarray(f["eta"]), jnp.asarray(f["u_face"]), jnp.asarray(f["v_face"])),
-            initial_state=lambda mu, key, scale: dyn.initial_state(mu),
-            spinup=0.0, interval=600.0, duration=21600.0, unit_seconds=1.0,
-            units={"u": "m s-1", "v": "m s-1", "eta": "m", "x": "m", "y": "m", "x0": "m", "y0": "m"},
-        )
-    if name == "kolmogorov":
-        from levda_cli.physics.kolmogorov import COORDS, FIELDS, Kolmogorov
+    name = "tsunami"
+    from levda_cli.physics.tsunami import COORDS, FIELDS, Tsunami
 
-        n = size or 32
-        dyn = Kolmogorov(n=n, dt=dt or min(0.02, 0.64 / n))
-        g = np.asarray(dyn.grid())
-        return ModelSpec(
-            name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS,
-            domain={"x": (0.0, 2 * np.pi), "y": (0.0, 2 * np.pi)}, periodic=("x", "y"),
-            params={"Re": 1000.0}, prior={"Re": (500.0, 1500.0)}, grid_dims=("y", "x"), grid={"y": g, "x": g},
-            to_fields=dyn.fields, restart_vars={}, to_restart=lambda x: {},
-            from_frame=lambda f: dyn.vorticity_from_velocity(jnp.asarray(f["u"]), jnp.asarray(f["v"])),
-            initial_state=lambda mu, key, scale: dyn.random_state(key),
-            spinup=30.0, interval=0.2, duration=20.0, unit_seconds=3600.0, units={"u": "1", "v": "1", "Re": "1"},
-        )
-    if name == "sphere":
-        from levda_cli.physics.sphere import COORDS, FIELDS, Sphere, require_dinosaur
+    n = size or 50
+    probe = Tsunami(n=n, dt=1.0)
+    # The largest step with Courant number <= 0.5 that divides the 600 s output interval.
+    cfl_dt = 0.5 * probe.dx / (probe.gravity * probe.depth) ** 0.5
+    dyn = Tsunami(n=n, dt=dt or 600.0 / math.ceil(600.0 / cfl_dt))
+    centres = np.asarray(dyn.centres())
+    faces = np.arange(n + 1) * dyn.dx
 
-        try:
-            require_dinosaur()
-        except ImportError as err:
-            raise ModelError(str(err)) from None
-        trunc = size or 21
-        # Half an hour at T21, shorter in proportion at higher truncations, dividing the 6 h output.
-        dyn = Sphere(truncation=f"T{trunc}", dt=dt or 6.0 / math.ceil(6.0 / (0.5 * 21 / max(trunc, 21))))
-        lon, lat = dyn.lon_lat_degrees()
-        m, l = dyn.modal_shape
+    def to_restart(x):
+        _, u, v = dyn.unpack(x)
+        return {"u_face": u, "v_face": v}
 
-        def to_restart(x):
-            vort, div, pot, clock = dyn.unpack(x)
-            return {"vorticity_modal": vort[0], "divergence_modal": div[0], "potential_modal": pot[0], "clock": clock}
+    return ModelSpec(
+        name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS,
+        domain={"x": (0.0, dyn.length), "y": (0.0, dyn.length)}, periodic=(),
+        params={"x0": 5e5, "y0": 5e5}, prior={"x0": (2.5e5, 7.5e5), "y0": (2.5e5, 7.5e5)},
+        grid_dims=("y", "x"), grid={"y": centres, "x": centres, "x_face": faces, "y_face": faces},
+        to_fields=dyn.fields, restart_vars={"u_face": ("y", "x_face"), "v_face": ("y_face", "x")},
+        to_restart=to_restart,
+        from_frame=lambda f: dyn.pack(jnp.asarray(f["eta"]), jnp.asarray(f["u_face"]), jnp.asarray(f["v_face"])),
+        initial_state=lambda mu, key, scale: dyn.initial_state(mu),
+        spinup=0.0, interval=600.0, duration=21600.0, unit_seconds=1.0,
+        units={"u": "m s-1", "v": "m s-1", "eta": "m", "x": "m", "y": "m", "x0": "m", "y0": "m"},
+    )
 
-        return ModelSpec(
-            name=name, size=trunc, dynamics=dyn, fields=FIELDS, coords=COORDS,
-            domain={"lon": (0.0, 360.0), "lat": (-90.0, float(np.nextafter(90.0, 91.0)))}, periodic=("lon",),
-            params={"amplitude": 100.0, "width": 20.0}, prior={"amplitude": (50.0, 150.0), "width": (10.0, 30.0)},
-            grid_dims=("lat", "lon"), grid={"lat": lat, "lon": lon, "m": np.arange(m), "l": np.arange(l)},
-            to_fields=dyn.fields,
-            restart_vars={"vorticity_modal": ("m", "l"), "divergence_modal": ("m", "l"),
-                          "potential_modal": ("m", "l"), "clock": ()},
-            to_restart=to_restart,
-            from_frame=lambda f: dyn.pack(*(jnp.asarray(f[k])[None] for k in (
-                "vorticity_modal", "divergence_modal", "potential_modal")), jnp.asarray(f["clock"])),
-            initial_state=lambda mu, key, scale: dyn.initial_state(mu),
-            spinup=120.0, interval=6.0, duration=240.0, unit_seconds=3600.0,
-            units={"h": "m", "u": "m s-1", "v": "m s-1", "lon": "degrees_east", "lat": "degrees_north",
-                   "amplitude": "m", "width": "degree"},
-        )
-    raise ModelError(f"unknown model '{name}'; levda knows: {', '.join(MODELS)}")
+
+def kolmogorov_spec(size: int | None, dt: float | None) -> ModelSpec:
+    import jax.numpy as jnp
+
+    name = "kolmogorov"
+    from levda_cli.physics.kolmogorov import COORDS, FIELDS, Kolmogorov
+
+    n = size or 32
+    dyn = Kolmogorov(n=n, dt=dt or min(0.02, 0.64 / n))
+    g = np.asarray(dyn.grid())
+    return ModelSpec(
+        name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS,
+        domain={"x": (0.0, 2 * np.pi), "y": (0.0, 2 * np.pi)}, periodic=("x", "y"),
+        params={"Re": 1000.0}, prior={"Re": (500.0, 1500.0)}, grid_dims=("y", "x"), grid={"y": g, "x": g},
+        to_fields=dyn.fields, restart_vars={}, to_restart=lambda x: {},
+        from_frame=lambda f: dyn.vorticity_from_velocity(jnp.asarray(f["u"]), jnp.asarray(f["v"])),
+        initial_state=lambda mu, key, scale: dyn.random_state(key),
+        spinup=30.0, interval=0.2, duration=20.0, unit_seconds=3600.0, units={"u": "1", "v": "1", "Re": "1"},
+    )
+
+
+def sphere_spec(size: int | None, dt: float | None) -> ModelSpec:
+    import jax.numpy as jnp
+
+    name = "sphere"
+    from levda_cli.physics.sphere import COORDS, FIELDS, Sphere, require_dinosaur
+
+    try:
+        require_dinosaur()
+    except ImportError as err:
+        raise ModelError(str(err)) from None
+    trunc = size or 21
+    # Half an hour at T21, shorter in proportion at higher truncations, dividing the 6 h output.
+    dyn = Sphere(truncation=f"T{trunc}", dt=dt or 6.0 / math.ceil(6.0 / (0.5 * 21 / max(trunc, 21))))
+    lon, lat = dyn.lon_lat_degrees()
+    m, l = dyn.modal_shape
+
+    def to_restart(x):
+        vort, div, pot, clock = dyn.unpack(x)
+        return {"vorticity_modal": vort[0], "divergence_modal": div[0], "potential_modal": pot[0], "clock": clock}
+
+    return ModelSpec(
+        name=name, size=trunc, dynamics=dyn, fields=FIELDS, coords=COORDS,
+        domain={"lon": (0.0, 360.0), "lat": (-90.0, float(np.nextafter(90.0, 91.0)))}, periodic=("lon",),
+        params={"amplitude": 100.0, "width": 20.0}, prior={"amplitude": (50.0, 150.0), "width": (10.0, 30.0)},
+        grid_dims=("lat", "lon"), grid={"lat": lat, "lon": lon, "m": np.arange(m), "l": np.arange(l)},
+        to_fields=dyn.fields,
+        restart_vars={"vorticity_modal": ("m", "l"), "divergence_modal": ("m", "l"),
+                      "potential_modal": ("m", "l"), "clock": ()},
+        to_restart=to_restart,
+        from_frame=lambda f: dyn.pack(*(jnp.asarray(f[k])[None] for k in (
+            "vorticity_modal", "divergence_modal", "potential_modal")), jnp.asarray(f["clock"])),
+        initial_state=lambda mu, key, scale: dyn.initial_state(mu),
+        spinup=120.0, interval=6.0, duration=240.0, unit_seconds=3600.0,
+        units={"h": "m", "u": "m s-1", "v": "m s-1", "lon": "degrees_east", "lat": "degrees_north",
+               "amplitude": "m", "width": "degree"},
+    )
 
 
 def surrogate_spec(path, latent_noise: float = 0.0, warn=None, trusted_sha256: str | None = None

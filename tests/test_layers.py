@@ -29,3 +29,30 @@ def test_observation_io_has_no_import_circle():
     """The record set and CSV/NetCDF readers know nothing of IODA; obsfiles picks between them."""
     assert "levda_cli.io.ioda" not in _loaded_after("import levda_cli.io.observations")
     assert "levda_cli.io.obsfiles" not in _loaded_after("import levda_cli.io.ioda")
+
+
+def test_one_registry_of_models(tmp_path):
+    """Every command, the config and the help texts read the registry: a new entry is known everywhere."""
+    from levda_cli.config import AssimilateConfig, ConfigError, load_config
+    from levda_cli.models import model_spec
+    from levda_cli.registry import BENCHMARKS, Benchmark, register
+
+    helps = {cmd: subprocess.run([sys.executable, "-m", "levda_cli", *cmd.split(), "--help"], capture_output=True, text=True,
+                                 env={"COLUMNS": "300", "PATH": ""}).stdout
+             for cmd in ("simulate", "assimilate", "obs check")}
+    for name in BENCHMARKS:
+        assert all(name in text for text in helps.values()), name
+    try:
+        register(Benchmark("lorenz96_small", "Lorenz-96 under another name", "levda_cli.models:lorenz96_spec",
+                           default_dt=0.05))
+        cfg = load_config(AssimilateConfig, None, ['model.name="lorenz96_small"', "model.size=8"])
+        assert cfg.model.spec().dynamics.n_state == 8
+    finally:
+        BENCHMARKS.pop("lorenz96_small", None)
+    try:
+        load_config(AssimilateConfig, None, ['model.name="lorenz63"'])
+    except ConfigError as err:
+        assert "unknown model 'lorenz63'" in str(err) and "sphere" in str(err)
+    else:
+        raise AssertionError("an unknown model was accepted")
+    assert model_spec("lorenz96").name == "lorenz96"

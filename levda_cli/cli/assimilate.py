@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from levda_cli.registry import listing
 from levda_cli.cli._common import command_line, console, emit_json, reporting, stop_requested
 
 
@@ -26,7 +27,7 @@ def assimilate(
     observations: list[str] = typer.Argument(..., help="Observation files or globs (.csv, .nc)."),
     out: Path = typer.Option(..., "--out", "-o", help="Zarr analysis store (created, or resumed)."),
     model: str = typer.Option(None, "--model", "-m", help="Full-state mode with this physical model "
-                              "(lorenz96, tsunami, kolmogorov, sphere)."),
+                              "(" + listing() + ")."),
     checkpoint: Path = typer.Option(None, "--checkpoint", "-k", help="Latent mode with this surrogate checkpoint."),
     config: Path = typer.Option(None, "--config", "-c", help="TOML config; see configs/."),
     truth: Path = typer.Option(None, help="Truth store (from `levda simulate`) for RMSE and CRPS."),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from levda_cli.registry import listing
 from levda_cli.cli._common import console, emit_json, reporting
 
 app = typer.Typer(help="Observation file tools.", no_args_is_help=True)
@@ -14,7 +15,7 @@ app = typer.Typer(help="Observation file tools.", no_args_is_help=True)
 @app.command("check")
 def check(
     files: list[Path] = typer.Argument(..., help="Observation files (.csv, flat NetCDF, IODA v3/v2)."),
-    model: str = typer.Option(None, "--model", "-m", help="Also check variables and domain against this model."),
+    model: str = typer.Option(None, "--model", "-m", help="Also check variables and domain against this model (" + listing() + ")."),
     size: int = typer.Option(None, help="The model's resolution (sites or cells a side), if not the default."),
     json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
 ) -> None:

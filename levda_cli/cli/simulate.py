@@ -6,11 +6,12 @@ from pathlib import Path
 
 import typer
 
+from levda_cli.registry import listing
 from levda_cli.cli._common import command_line, console, emit_json, reporting
 
 
 def simulate(
-    name: str = typer.Argument(..., help="Benchmark: lorenz96, tsunami or kolmogorov."),
+    name: str = typer.Argument(..., help="Benchmark: " + listing() + "."),
     out: Path = typer.Option(..., "--out", "-o", help="Zarr store to write."),
     config: Path = typer.Option(None, "--config", "-c", help="TOML config; see configs/simulate_*.toml."),
     trajectories: int = typer.Option(None, help="Number of trajectories (parameters drawn from their ranges)."),
