@@ -43,3 +43,42 @@ def test_cron_cycles_equal_one_run(tmp_path, cli_env):
     for name in ("analysis", "filter", "x_analysis_mean", "cost_final", "hofx_analysis"):
         assert np.array_equal(cycled[name].values, ref[name].values, equal_nan=True), name
     assert os.access(SCRIPT, os.X_OK)
+
+
+SBATCH = REPO / "examples" / "slurm" / "levda-assimilate.sbatch"
+
+
+def test_slurm_job_requeues_at_the_time_limit_and_resumes(tmp_path, cli_env):
+    """The batch script as Slurm runs it (bash; a recording `scontrol` on PATH): SIGTERM mid-run -> levda
+    commits and exits 130 -> the job requeues itself; the next run completes the store and reports it."""
+    run = lambda *a: subprocess.run([sys.executable, "-m", "levda_cli", *a], cwd=tmp_path, env=cli_env,  # noqa: E731
+                                    capture_output=True, text=True, check=True)
+    run("simulate", "lorenz96", "--out", "truth.zarr", "--duration", "60", "--seed", "4")
+    run("observe", "truth.zarr", "--out", "obs.nc", "--seed", "4")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/usr/bin/env bash\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    env = dict(cli_env, LEVDA=f"{sys.executable} -m levda_cli", LEVDA_CONFIG=str(REPO / "configs" / "lorenz96.toml"),
+               LEVDA_MODEL="lorenz96", LEVDA_OBS="obs.nc", LEVDA_STORE="an.zarr",
+               LEVDA_ARGS="--set output.commit_seconds=0.5", SLURM_JOB_ID="4242", SLURM_CPUS_PER_TASK="1",
+               PATH=f"{bin_dir}:{os.environ['PATH']}")
+    job = subprocess.Popen(["bash", str(SBATCH)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    import time
+
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "an.zarr").exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.send_signal(15)  # Slurm's --signal=B:TERM goes to the batch shell
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 130, out + err
+    assert "requeued" in out and (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    stopped_at = xr.open_zarr(tmp_path / "an.zarr").sizes["window"]
+    assert 0 < stopped_at < 1200
+    env.pop("SLURM_JOB_ID")
+    second = subprocess.run(["bash", str(SBATCH)], cwd=tmp_path, env=dict(env, LEVDA_REPORT="report"),
+                            capture_output=True, text=True)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert xr.open_zarr(tmp_path / "an.zarr").sizes["window"] == 1200
+    assert (tmp_path / "report" / "index.html").exists()
