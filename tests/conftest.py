@@ -14,3 +14,24 @@ def cli_env(tmp_path_factory):
     env.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     env["PYTHONWARNINGS"] = "error::DeprecationWarning:levda_cli"
     return env
+
+
+@pytest.fixture(scope="session")
+def strict_summary():
+    """``strict_summary(text, command) -> dict``: parse a --json summary strictly (no NaN/Infinity) and
+    validate it against the schema levda ships (levda_cli/schemas/<command>-summary.schema.json)."""
+    import importlib.resources
+    import json
+
+    import jsonschema
+
+    def check(text: str, command: str) -> dict:
+        def refuse(name):
+            raise ValueError(f"non-strict JSON constant {name}")
+        data = json.loads(text, parse_constant=refuse)
+        schema = json.loads((importlib.resources.files("levda_cli") / "schemas"
+                             / f"{command}-summary.schema.json").read_text())
+        jsonschema.validate(data, schema, format_checker=jsonschema.FormatChecker())
+        return data
+
+    return check

@@ -46,10 +46,10 @@ def test_simulate_writes_cf_store(work):
     assert float(ds["F"][0]) == 8.0
 
 
-def test_end_to_end_store_contents(work, cli_env):
+def test_end_to_end_store_contents(work, cli_env, strict_summary):
     proc = levda("assimilate", "obs.csv", "--model", "lorenz96", "-c", CONFIG, "--out", "an.zarr",
                  "--truth", "truth.zarr", "--json", env=cli_env, cwd=work)
-    summary = json.loads(proc.stdout)
+    summary = strict_summary(proc.stdout, "assimilate")  # strict JSON, valid against the shipped schema
     assert summary["windows_run"] == 40 and summary["n_obs_assimilated"] == 1600
     first = summary["windows"][0]
     for key in ("start", "end", "cost_initial", "cost_final", "iterations", "n_obs", "rmse", "spread"):
@@ -86,7 +86,7 @@ def test_netcdf_ioda_and_csv_inputs_agree(work, cli_env, other):
     assert len(wa) == 4 and [w["cost_final"] for w in wa] == pytest.approx([w["cost_final"] for w in wb], rel=1e-12)
 
 
-def test_resume_equals_one_run(work, cli_env):
+def test_resume_equals_one_run(work, cli_env, strict_summary):
     lines = (work / "obs.csv").read_text().splitlines()
     half = work / "obs_first.csv"
     half.write_text("\n".join(lines[: 1 + 40 * 20]) + "\n")
@@ -95,7 +95,7 @@ def test_resume_equals_one_run(work, cli_env):
     levda("assimilate", half.name, "--out", "parts.zarr", *args, env=cli_env, cwd=work)
     assert xr.open_zarr(work / "parts.zarr").sizes["window"] == 9  # windows end at 0.2 + 0.1 k
     proc = levda("assimilate", "obs.csv", "--out", "parts.zarr", *args, "--json", env=cli_env, cwd=work)
-    summary = json.loads(proc.stdout)
+    summary = strict_summary(proc.stdout, "assimilate")
     assert summary["resumed_after"] == 9 and summary["windows_in_store"] == 19
     assert summary["rejected"] == {"already_assimilated": 800}
     again = json.loads(levda("assimilate", "obs.csv", "--out", "parts.zarr", *args, "--json",

@@ -25,7 +25,7 @@ def levda(*args, env, cwd, check=True):
 
 
 @pytest.mark.skipif(not CKPT.exists(), reason="the sample checkpoint is made by sample_data/surrogates/README.md")
-def test_latent_assimilation_end_to_end(tmp_path, cli_env):
+def test_latent_assimilation_end_to_end(tmp_path, cli_env, strict_summary):
     header, _ = read_header(CKPT)
     size = len(header["grid"]["x"])
     truth_xy = (420000.0, 580000.0)
@@ -41,7 +41,7 @@ def test_latent_assimilation_end_to_end(tmp_path, cli_env):
         '[solver]\nmethod = "levenberg-marquardt"\n')
     proc = levda("assimilate", "obs.nc", "--checkpoint", CKPT, "-c", "latent.toml", "--out", "an.zarr",
                  "--truth", "truth.zarr", "--json", env=cli_env, cwd=tmp_path)
-    summary = json.loads(proc.stdout)
+    summary = strict_summary(proc.stdout, "assimilate")
     assert summary["windows_run"] == 6 and summary["n_obs_assimilated"] == 480
     windows = summary["windows"]
     assert all(w["cost_final"] <= w["cost_initial"] + 1e-9 for w in windows)
@@ -106,7 +106,7 @@ def test_latent_assimilation_end_to_end(tmp_path, cli_env):
     (tmp_path / "points.csv").write_text(f"name,x,y\ncell,{x},{y}\n")
     fc_proc = levda("forecast", "an.zarr", "--lead", "30min", "--out", "fc.zarr", "--points", "points.csv", "--json",
                     env=cli_env, cwd=tmp_path)
-    assert json.loads(fc_proc.stdout)["frames"] == 4  # every 10 minutes, the surrogate's frame interval
+    assert strict_summary(fc_proc.stdout, "forecast")["frames"] == 4  # every 10 minutes, the surrogate's frame interval
     fc = xr.open_zarr(tmp_path / "fc.zarr")
     np.testing.assert_allclose(fc["eta_mean"].values[0], ds["eta_filter_mean"].values[-1], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(fc["eta_spread"].values[0], ds["eta_filter_spread"].values[-1], rtol=1e-9, atol=1e-12)

@@ -39,9 +39,9 @@ def work(tmp_path_factory, cli_env):
     return d
 
 
-def test_report_plots_the_stores_numbers(work, cli_env):
+def test_report_plots_the_stores_numbers(work, cli_env, strict_summary):
     proc = levda("report", "an.zarr", "--out", "rep", "--json", env=cli_env, cwd=work)
-    summary = strict_json(proc.stdout)
+    summary = strict_summary(proc.stdout, "report")
     data = strict_json((work / "rep" / "report.json").read_text())
     ds = xr.open_zarr(work / "an.zarr")
     n = ds.sizes["window"]
@@ -125,11 +125,11 @@ def _l96_rk4(x, F, dt, n):
     return x
 
 
-def test_forecast_follows_the_model_from_the_filter_analysis(work, cli_env):
+def test_forecast_follows_the_model_from_the_filter_analysis(work, cli_env, strict_summary):
     (work / "points.csv").write_text("name,site\nfive,5\ntwelve,12\n")
     proc = levda("forecast", "an.zarr", "--lead", "0.2", "--every", "0.05", "--out", "fc.zarr", "--members",
                  "--points", "points.csv", "--window", "-2", "--json", env=cli_env, cwd=work)
-    result = strict_json(proc.stdout)
+    result = strict_summary(proc.stdout, "forecast")
     assert result["written"] and result["frames"] == 5
     ds, fc = xr.open_zarr(work / "an.zarr"), xr.open_zarr(work / "fc.zarr")
     last = ds.isel(window=-2)
