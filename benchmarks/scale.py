@@ -173,7 +173,8 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
 
     from levda_cli.config import AssimilateConfig, load_config, window_setup
     from levda_cli.core import WindowObs
-    from levda_cli.cycling import _initial_ensemble, window_functions
+    from levda_cli.firstguess import initial_ensemble as _initial_ensemble
+    from levda_cli.windowstep import window_functions
     from levda_cli.io.obsfiles import read_observations
 
     cfg = load_config(AssimilateConfig, REPO / "configs" / "lorenz96.toml")

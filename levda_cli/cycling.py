@@ -1,7 +1,9 @@
 """The window loop: read observations, assign them to windows, solve each window, commit it.
 
-No numerics of its own: the analysis is ``core.analyse_window`` (jit-compiled once per run),
-the statistics come from ``core.diagnostics``. This module decides what goes where and when.
+No numerics of its own: the analysis is ``core.analyse_window`` (jit-compiled once per run, with
+the store's products, in ``windowstep``), the statistics come from ``core.diagnostics``, the first
+guess from ``firstguess``, the store's schema from ``io.layout``, JAX's setup from ``jaxsetup``.
+This module decides what goes where and when.
 
 Window ``k`` starts at ``start + k * shift``, ends ``length`` later, and assimilates the
 observations in ``(end_{k-1}, end_k]`` (the first window: ``(start, end_0]``), so each
@@ -15,7 +17,6 @@ import datetime as dt
 import functools
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,53 +28,14 @@ from levda_cli.config import AssimilateConfig, parameter_setup, resolved, window
 from levda_cli.errors import ConfigError, DivergenceError, Interrupted, ObservationError, StoreError
 from levda_cli.io import observations as obsio
 from levda_cli.io import obsfiles
-from levda_cli.io.store import TIME_ATTRS, AnalysisStore, ArraySpec, dumps_attr
+from levda_cli.firstguess import given_ensemble, initial_ensemble
+from levda_cli.io.layout import analysis_layout
+from levda_cli.io.store import AnalysisStore, dumps_attr
+from levda_cli.jaxsetup import COMPILE_SECONDS, configure_jax, export_folder, source_digest, watch_compilation
 from levda_cli.models import ModelSpec
+from levda_cli.windowstep import window_functions, window_products
 
 UNIX = np.datetime64("1970-01-01T00:00:00", "s")
-
-
-def cache_folder() -> Path | None:
-    """LEVDA_CACHE_DIR, by default ~/.cache/levda/jax; None when set to "off"."""
-    cache = os.environ.get("LEVDA_CACHE_DIR", str(Path.home() / ".cache" / "levda" / "jax"))
-    return None if not cache or cache.lower() == "off" else Path(cache)
-
-
-def export_folder() -> Path | None:
-    """Where exported window programs are kept (``compiled.CachedFunction``)."""
-    folder = cache_folder()
-    return None if folder is None else folder / "exports"
-
-
-def configure_jax(precision: str = "float64") -> None:
-    """Precision and the persistent compilation cache (a cron cycle's second start is faster)."""
-    import jax
-
-    # float64 always: the ensemble, the N x N algebra and the cost; output.precision = "float32" runs
-    # the model and the decoder in single precision (core.linearise.ObservationTerm)
-    jax.config.update("jax_enable_x64", True)
-    cache = os.environ.get("LEVDA_CACHE_DIR", str(Path.home() / ".cache" / "levda" / "jax"))
-    if cache and cache.lower() != "off":
-        jax.config.update("jax_compilation_cache_dir", cache)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
-_COMPILE_SECONDS = [0.0]  # JAX's tracing, lowering and compiling time in this process
-
-
-def _compile_listener(event: str, duration: float, **_) -> None:
-    if event.startswith("/jax/core/compile/"):
-        _COMPILE_SECONDS[0] += duration
-
-
-def watch_compilation() -> None:
-    """Count JAX's compile-time events (once per process), so each window's time can be split."""
-    import jax
-
-    if not getattr(watch_compilation, "done", False):
-        jax.monitoring.register_event_duration_secs_listener(_compile_listener)
-        watch_compilation.done = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,20 +80,6 @@ class Clock:
         return (np.asarray(t_s) - self.epoch_s) / self.unit_s
 
 
-@functools.lru_cache(maxsize=1)
-def _source_digest() -> str:
-    """SHA-256 of levda's own source files: an exported window program is reused only by the code that
-    made it (a changed window step under an unchanged version number must not load a stale export)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    root = Path(__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def _bucket(n: int, least: int = 16) -> int:
     """Pad sizes to powers of two so runs with similar sizes share one compilation (and cache entry)."""
     return max(least, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
@@ -139,85 +87,6 @@ def _bucket(n: int, least: int = 16) -> int:
 
 def _iso(seconds: int) -> str:
     return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _layout(spec: ModelSpec, n_ens: int, n_ctrl: int, est: list[str], members: bool, dtype: str, obs_width: int = 16):
-    grid_dims = spec.grid_dims
-    grid_shape = tuple(len(spec.grid[c]) for c in grid_dims)
-    scalar = lambda t="f8", **a: ArraySpec((), (), t, a)  # noqa: E731
-    specs = {
-        "window_index": scalar("i8", long_name="window number k: start = window.start + k * window.shift"),
-        "window_start": scalar("i8", long_name="window start (smoother analysis time)", **TIME_ATTRS),
-        "window_end": scalar("i8", long_name="window end (filter analysis time)", **TIME_ATTRS),
-        "model_time_start": scalar(long_name="window start in model time units"),
-        "background": ArraySpec(("member", "ctrl"), (n_ens, n_ctrl), dtype,
-                                {"long_name": "background ensemble of the control [state; parameters] at window start"}),
-        "analysis": ArraySpec(("member", "ctrl"), (n_ens, n_ctrl), dtype,
-                              {"long_name": "analysis (smoother) ensemble of the control at window start"}),
-        "filter": ArraySpec(("member", "ctrl"), (n_ens, n_ctrl), dtype,
-                            {"long_name": "analysis ensemble propagated to window end (filter)"}),
-    }
-    for name, text in [
-        ("cost_initial", "J at w = 0"), ("cost_final", "J at the minimum"), ("cost_b", "background term at the minimum"),
-        ("cost_o", "observation term at the minimum"), ("dfs", "degrees of freedom for signal"),
-        ("chi2", "2 Jo / n_obs at the minimum"), ("spread_analysis", "analysis spread at window start (latent mode: "
-                                                         "with the surrogate's recorded error in quadrature)"),
-        ("spread_filter", "filter spread at window end (latent mode: with the surrogate's error)"),
-        ("rmse_background", "background mean RMSE vs truth (over all fields on the output grid)"),
-        ("rmse_analysis", "analysis mean RMSE vs truth at window start"),
-        ("rmse_filter", "filter mean RMSE vs truth at window end"), ("crps_analysis", "analysis CRPS vs truth"),
-    ]:
-        specs[name] = scalar(long_name=text)
-    specs["seconds"] = scalar(long_name="wall seconds of this window's analysis, compiling included", units="s")
-    specs["compile_seconds"] = scalar(long_name="of which JAX tracing and compiling (the first window of a run)",
-                                      units="s")
-    specs["iterations"] = scalar("i4", long_name="minimiser iterations")
-    specs["converged"] = scalar("i1", long_name="1 if an accepted step met solver.tolerance")
-    specs["chi2_min"] = scalar(long_name="2 J_min / n_obs with the background term at its curvature, (zeta |w|^2 + "
-                               "|d|^2) / n_obs: 1 on average when the background spread and R are right (Talagrand)")
-    specs["consistent"] = scalar("i1", long_name="1 if chi2_min lies within solver.consistency_sigmas standard "
-                                 "deviations sqrt(2 / n_obs) of 1, else 0")
-    specs["diverging"] = scalar("i1", long_name="1 if this window ends a run of solver.divergence_windows windows "
-                                "whose innovation ratio is inconsistent (filter divergence)")
-    specs["inflation"] = scalar(long_name="adaptive inflation of the background anomalies, 1/sqrt(zeta) of the "
-                                "finite-size term (1 with the Gaussian term)")
-    specs["innovation_ratio"] = scalar(long_name="|R^-1/2 (y - h(mean_b))|^2 / (n_obs + tr S^T S): 1 when the "
-                                       "background spread and R explain o - b")
-    specs["spread_skill"] = scalar(long_name="analysis spread / analysis RMSE vs truth (NaN without truth)")
-    rank = ("variable", "rank")
-    specs["rank_observations"] = ArraySpec(rank, (len(spec.fields), n_ens + 1), "i4", {
-        "long_name": "counts of each observation's rank among the background members in observation space, each "
-                     "perturbed with the observation's error (all -1 when output.rank_histograms is off)"})
-    specs["rank_truth"] = ArraySpec(rank, (len(spec.fields), n_ens + 1), "i4", {
-        "long_name": "counts of the truth's rank among the analysis members at the output grid points (all -1 "
-                     "without truth)"})
-    specs["n_obs"] = scalar("i4", long_name="observations assimilated")
-    specs["n_rejected"] = scalar("i4", long_name="observations of this window rejected by QC")
-    for name in ("omb_mean", "omb_rms", "oma_mean", "oma_rms"):
-        specs[name] = ArraySpec(("variable",), (len(spec.fields),), "f8")
-    specs["n_obs_variable"] = ArraySpec(("variable",), (len(spec.fields),), "i4")
-    for f in spec.fields:
-        for stage in ("background_mean", "analysis_mean", "analysis_spread", "filter_mean", "filter_spread"):
-            specs[f"{f}_{stage}"] = ArraySpec(grid_dims, grid_shape, dtype)
-        if members:
-            specs[f"{f}_analysis_members"] = ArraySpec(("member", *grid_dims), (n_ens, *grid_shape), dtype)
-    if est:
-        for stage in ("background", "analysis"):
-            specs[f"param_{stage}"] = ArraySpec(("member", "param"), (n_ens, len(est)), "f8",
-                                                {"long_name": f"{stage} parameters, physical units"})
-    obs = ("obs",)
-    specs["obs_time"] = ArraySpec(obs, (obs_width,), "i8", dict(TIME_ATTRS))
-    for name, t in [("obs_value", "f8"), ("obs_error", "f8"), ("hofx_background", "f8"),
-                    ("hofx_analysis", "f8"), ("obs_variable", "i4"), ("qc_flag", "i1")]:
-        specs[name] = ArraySpec(obs, (obs_width,), t)
-    for c in spec.coords:
-        specs[f"obs_{c}"] = ArraySpec(obs, (obs_width,), "f8")
-    coords = {"member": np.arange(n_ens), "ctrl": np.arange(n_ctrl), "variable": np.asarray(spec.fields, "<U32"),
-              "rank": np.arange(n_ens + 1)}
-    coords.update({c: np.asarray(spec.grid[c]) for c in grid_dims})
-    if est:
-        coords["param"] = np.asarray(est, "<U32")
-    return specs, coords
 
 
 def _compat(cfg: AssimilateConfig, checkpoint_sha256: str | None = None) -> dict:
@@ -304,7 +173,7 @@ def run(
     # observation slots chunked as wide as this run's fullest window (a new store's layout)
     ok_k = k_obs[(obs.qc == obsio.QC_OK) & (k_obs >= 0)]
     widest = int(np.unique(ok_k, return_counts=True)[1].max()) if ok_k.size else 16
-    specs, coords = _layout(spec, n_ens, n_ctrl, est, cfg.output.members, "f8", _bucket(widest))
+    specs, coords = analysis_layout(spec, n_ens, n_ctrl, est, cfg.output.members, "f8", _bucket(widest))
     attrs = {
         "title": "levda analysis store",
         "levda_version": __version__,
@@ -322,8 +191,8 @@ def run(
     }
     watch_compilation()
     key = jax.device_put(jax.random.PRNGKey(cfg.ensemble.seed), jax.devices()[0])  # committed: no copy per call
-    products = functools.partial(_window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
-    cache_key = json.dumps([__version__, _source_digest(), resolved(cfg), checkpoint_sha or ""], sort_keys=True,
+    products = functools.partial(window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
+    cache_key = json.dumps([__version__, source_digest(), resolved(cfg), checkpoint_sha or ""], sort_keys=True,
                            default=str)
     step, forward = window_functions(setup, lambda res, t0, t1, s0, s1: products(res.background, res.analysis,
                                                                                  res.filter, t0, t1, s0, s1),
@@ -390,10 +259,10 @@ def run(
                     raise ConfigError(f"window.start is before the surrogate's time origin "
                                       f"{header['time']['origin']}; the latent state is only defined after it")
             if cfg.ensemble.initial is not None:
-                background = _given_ensemble(cfg.ensemble.initial, spec, setup, clock, n_ens, n_ctrl,
+                background = given_ensemble(cfg.ensemble.initial, spec, setup, clock, n_ens, n_ctrl,
                                              json.loads(attrs["control_names"]), cfg.ensemble.seed)
             else:
-                background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), dtype, spinup)
+                background = initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), dtype, spinup)
         else:
             if cfg.ensemble.initial is not None:
                 warn(f"ensemble.initial ({cfg.ensemble.initial}) is ignored: {out} resumes from its own last analysis")
@@ -425,7 +294,7 @@ def run(
 
         def dispatch(n_done, k, background):
             """Start window k on the device; -> what finish needs."""
-            t_window, c_window = time.perf_counter(), _COMPILE_SECONDS[0]
+            t_window, c_window = time.perf_counter(), COMPILE_SECONDS[0]
             if k > position[0]:
                 background = advance(setup, background, jnp.asarray(k - position[0]))
                 position[1] += k - position[0]
@@ -464,7 +333,7 @@ def run(
             _, fetch = step(background, wobs, key, np.uint32(k), np.bool_(search), truth_start, truth_end,
                             model_sd(start_s), model_sd(end_s))
             # tracing and compiling happen inside the call above, before it returns
-            return [n_done, k, sel, start_s, end_s, fetch, t_window, _COMPILE_SECONDS[0] - c_window]
+            return [n_done, k, sel, start_s, end_s, fetch, t_window, COMPILE_SECONDS[0] - c_window]
 
         def finish(item):
             """Window k's results to the host, checked, recorded and (when due) committed."""
@@ -612,197 +481,6 @@ def run(
                      f"{', '.join(map(str, summary[key][:10]))}{' ...' if len(summary[key]) > 10 else ''}; "
                      f"see '{where}' in the store")
         return summary
-
-
-def window_functions(setup, products=None, cache: tuple[Path | None, str] = (None, "")):
-    """The compiled window step ``(background, obs, key, k, search, *extra) -> (analysis on the device, fetch)``,
-    ``fetch() -> (result, products)`` on the host, and the forecast of an analysis to the next window's
-    start ``(ensemble) -> ensemble``.
-
-    ``products(result, *extra)`` (the store's fields and scores) is compiled into the same call as the
-    analysis, and everything comes back to the host as one array: one dispatch and one transfer per
-    window. The forecast is a program of its own. Feed it the host copy of the analysis (what a
-    resumed run reads from the store), not the step's device output: XLA may compute the analysis
-    in two fusions rounded differently, and a run split anywhere must give the same bits.
-
-    Both are ``compiled.CachedFunction``s of the flat list of arrays (the setup's arrays first, its
-    static parts closed over): exported once and kept in ``cache = (folder, key)``, so a later
-    process (a cron cycle) does not trace them again; less Python per call than ``eqx.filter_jit``;
-    the forecast's last-step selection is inside the compiled call (an eager slice costs more than
-    the forecast itself)."""
-    import dataclasses
-    import types
-
-    import equinox as eqx
-    import jax
-    import jax.numpy as jnp
-
-    from levda_cli.compiled import CachedFunction, signature
-    from levda_cli.core import analyse_window, forecast_ensemble
-
-    arrays, static = eqx.partition(setup, eqx.is_array)
-    arrays = jax.device_put(arrays, jax.devices()[0])  # committed once (see CachedFunction.__call__)
-    array_leaves = jax.tree.leaves(arrays)
-    folder, key = cache
-    trees: dict[tuple, object] = {}  # signature -> the argument tree (fixed for a run)
-    layouts: dict[tuple, list] = {}  # signature -> [(name, offset, size, shape, dtype)], JSON-able
-
-    def step(*leaves):
-        sig = signature(leaves)
-        a, bg, wobs, key_, k, search, *extra = jax.tree.unflatten(trees[sig], leaves)
-        res = analyse_window(eqx.combine(a, static), bg, wobs, jax.random.fold_in(key_, k), search)
-        named = {f"res.{f.name}": getattr(res, f.name) for f in dataclasses.fields(res)}
-        if products is not None:
-            named.update({f"prod.{n}": v for n, v in products(res, *extra).items()})
-        # Everything the host needs in one array (one transfer instead of one per output).
-        layout, at = [], 0
-        for name, value in named.items():
-            size = int(np.prod(value.shape, dtype=np.int64))
-            layout.append([name, at, size, list(value.shape), np.dtype(value.dtype).str])
-            at += size
-        layouts[sig] = layout
-        packed = jnp.concatenate([jnp.ravel(v).astype(bg.dtype) for v in named.values()])
-        return res.analysis, packed
-
-    def unpack(packed, layout):
-        flat = np.asarray(packed)
-        res, prod = {}, {}
-        for name, at, n, shape, dtype in layout:
-            kind, _, field = name.partition(".")
-            (res if kind == "res" else prod)[field] = flat[at:at + n].reshape(shape).astype(dtype, copy=False)
-        return types.SimpleNamespace(**res), prod
-
-    step_c = CachedFunction(step, "window_step", key, folder, layouts)
-    forward_c = CachedFunction(
-        lambda *leaves: forecast_ensemble(eqx.combine(jax.tree.unflatten(jax.tree.structure(arrays), leaves[:-1]),
-                                                      static), leaves[-1], setup.n_shift)[-1],
-        "forecast", key, folder)
-
-    def run_step(*args):
-        """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""
-        arg_leaves = jax.tree.leaves(args)  # the setup's arrays are flattened once, above
-        leaves = [*array_leaves, *arg_leaves]
-        sig = signature(leaves)
-        if sig not in trees:
-            trees[sig] = jax.tree.structure((arrays, *args))
-        analysis, packed = step_c(*leaves)
-        layout = layouts[sig]
-        return analysis, lambda: unpack(packed, layout)
-
-    return run_step, (lambda ens: forward_c(*array_leaves, ens))
-
-
-def _window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end,
-                     model_sd_start=None, model_sd_end=None):
-    """Means and spreads on the output grid, members, and scores against the truth (NaN without
-    one) of a window's three ensembles, in one compiled call.
-
-    In latent mode the spreads (fields and ``spread_*``) include the surrogate's own error at that
-    time (``model_sd_*``, per field, added in quadrature): the members' spread is the uncertainty of
-    the latent state and parameters, and the decoded field is uncertain by the surrogate's error too."""
-    import jax
-    import jax.numpy as jnp
-
-    from levda_cli.core.diagnostics import crps, rmse, spread
-
-    out, vectors = {}, {}
-    zeros = jnp.zeros(len(fields), analysis.dtype)
-    model_sd = {"analysis": zeros if model_sd_start is None else model_sd_start,
-                "filter": zeros if model_sd_end is None else model_sd_end}
-    model_var = {}
-    for stage, ens in (("background", background), ("analysis", analysis), ("filter", filtered)):
-        stack = jax.vmap(lambda m: to_fields(m[:n_state]))(ens)
-        vectors[stage] = jnp.concatenate([stack[f].reshape(ens.shape[0], -1) for f in fields], axis=1)
-        if stage != "background":
-            model_var[stage] = jnp.concatenate([jnp.full(stack[f][0].size, model_sd[stage][i] ** 2)
-                                                for i, f in enumerate(fields)])
-        for i, f in enumerate(fields):
-            out[f"{f}_{stage}_mean"] = stack[f].mean(axis=0)
-            if stage != "background":
-                out[f"{f}_{stage}_spread"] = jnp.sqrt(stack[f].var(axis=0, ddof=1) + model_sd[stage][i] ** 2)
-            if stage == "analysis" and members:
-                out[f"{f}_analysis_members"] = stack[f]
-        if stage == "analysis":
-            analysis_fields = stack
-    out["spread_analysis"] = jnp.sqrt(spread(vectors["analysis"]) ** 2 + model_var["analysis"].mean())
-    out["spread_filter"] = jnp.sqrt(spread(vectors["filter"]) ** 2 + model_var["filter"].mean())
-    out["rmse_background"] = rmse(vectors["background"], truth_start)
-    out["rmse_analysis"] = rmse(vectors["analysis"], truth_start)
-    out["crps_analysis"] = crps(vectors["analysis"], truth_start)
-    out["rmse_filter"] = rmse(vectors["filter"], truth_end)
-    out["spread_skill"] = out["spread_analysis"] / out["rmse_analysis"]
-    # the truth's rank among the analysis members, per field, counted over the grid points
-    n_ens, at, hist = analysis.shape[0], 0, []
-    for f in fields:
-        ens_f = analysis_fields[f].reshape(n_ens, -1)
-        truth = truth_start[at:at + ens_f.shape[1]]
-        counts = jnp.zeros(n_ens + 1, jnp.int32).at[(ens_f < truth[None, :]).sum(axis=0)].add(1)
-        hist.append(jnp.where(jnp.isnan(truth).any(), -1, counts))
-        at += ens_f.shape[1]
-    out["rank_truth"] = jnp.stack(hist)
-    return out
-
-
-def _initial_ensemble(spec, setup, cfg, key, dtype, spinup=None):
-    """The first guess: members from the model's own start (free runs ``ensemble.spinup`` long; in
-    latent mode from the surrogate's origin to the first window), each with parameters drawn as
-    ``config.initial_draws`` says: estimated ones from their prior, fixed ones (with
-    ``ensemble.climatology``) from the model's declared range for the spin-up only, so the members
-    carry the climate's variability even when no parameter is estimated."""
-    import jax
-    import jax.numpy as jnp
-
-    from levda_cli.config import initial_draws
-    from levda_cli.core import Problem, propagate
-
-    problem = setup.problem
-    n_ens = cfg.ensemble.size
-    k1, k2 = jax.random.split(key)
-    columns = []
-    for i, draw in enumerate(initial_draws(cfg, spec.params, spec.prior)):
-        ki = jax.random.fold_in(k2, i)
-        if draw[0] == "uniform":
-            columns.append(jax.random.uniform(ki, (n_ens,), dtype, draw[1], draw[2]))
-        elif draw[0] == "normal":
-            columns.append(draw[1] + draw[2] * jax.random.normal(ki, (n_ens,), dtype))
-        else:
-            columns.append(jnp.full((n_ens,), draw[1], dtype))
-    mu_spin = jnp.stack(columns, axis=1)  # every parameter, as each member's spin-up runs it
-    estimated = jnp.asarray(problem.estimated, int)
-    # the control's parameters: the estimated ones' draws, the others at their fixed value
-    mu = jnp.broadcast_to(problem.param_default.astype(dtype), mu_spin.shape)
-    if problem.estimated:
-        mu = mu.at[:, estimated].set(mu_spin[:, estimated])
-    keys = jax.random.split(k1, n_ens)
-    x = jax.vmap(lambda m, k: spec.initial_state(m, k, cfg.ensemble.perturbation))(mu_spin, keys).astype(dtype)
-    if spinup is None:
-        spinup = spec.spinup if cfg.ensemble.spinup is None else cfg.ensemble.spinup
-    n_spin = round(spinup / spec.dynamics.dt)
-    if n_spin:
-        # the spin-up with every member's own parameters (the whole parameter vector estimated for it)
-        spin_problem = Problem(problem.dynamics, problem.param_default, tuple(range(mu_spin.shape[1])))
-        x = jax.jit(propagate, static_argnums=2)(spin_problem, jnp.concatenate([x, mu_spin], axis=1), n_spin)[-1]
-        x = x[:, : x.shape[1] - mu_spin.shape[1]]
-    return jnp.concatenate([x, mu[:, estimated]], axis=1) if problem.estimated else x
-
-
-def _given_ensemble(path, spec, setup, clock, n_ens, n_ctrl, control_names, seed=0):
-    """A given first guess (``ensemble.initial``), forecast from its valid time to the first window's start."""
-    import jax
-
-    from levda_cli.core import propagate
-    from levda_cli.io.ensemble import read_initial_ensemble
-
-    ens, valid_s = read_initial_ensemble(path, n_ens, n_ctrl, control_names, seed)
-    lead = (clock.start_s - valid_s) / clock.unit_s  # model time units
-    steps = lead / spec.dynamics.dt
-    if lead < 0 or abs(steps - round(steps)) > 1e-6:
-        raise ConfigError(f"initial ensemble {path} is valid at {_iso(valid_s)}; the first window starts at "
-                          f"{_iso(clock.start_s)}: it must be at or before it, a whole number of model steps "
-                          f"(dt = {spec.dynamics.dt}) earlier")
-    if round(steps) == 0:
-        return ens
-    return np.asarray(jax.jit(propagate, static_argnums=2)(setup.problem, ens, int(round(steps)))[-1])
 
 
 def _with_surrogate_error(obs, field_idx, t_s, clock, spec, sd, representation: dict) -> np.ndarray:

@@ -105,7 +105,7 @@ def _model(ds, checkpoint: Path | None, warn):
         cfg = AssimilateConfig.model_validate(data)
     except Exception as err:
         raise StoreError(f"the store's config does not validate with this levda: {err}") from None
-    from levda_cli.cycling import configure_jax
+    from levda_cli.jaxsetup import configure_jax
 
     configure_jax(cfg.output.precision)
     if cfg.model.latent:

@@ -48,7 +48,7 @@ def simulate(cfg: SimulateConfig, out: Path, overwrite: bool = False, command: s
     import jax.numpy as jnp
     import xarray as xr
 
-    from levda_cli.cycling import configure_jax
+    from levda_cli.jaxsetup import configure_jax
 
     configure_jax("float64")
     spec = cfg.model.spec()
@@ -210,7 +210,7 @@ def observe(cfg: ObserveConfig, truth: Path, out: Path) -> dict:
 
     from levda_cli.core import Problem
     from levda_cli.core.dynamics import states_at
-    from levda_cli.cycling import configure_jax
+    from levda_cli.jaxsetup import configure_jax
 
     configure_jax("float64")
     ds = open_trajectories(truth)

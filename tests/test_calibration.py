@@ -133,7 +133,7 @@ def test_version_3_store_is_migrated_on_resume(tmp_path, cli_env):
 def test_rank_histograms_of_a_calibrated_ensemble_are_flat():
     """Truth, members and observations drawn from one distribution: every rank equally likely, for
     the observation ranks of the window (members perturbed with R) and the truth ranks of the store."""
-    from levda_cli.cycling import _window_products
+    from levda_cli.windowstep import window_products as _window_products
 
     rng = np.random.default_rng(0)
     n, n_ens, n_windows = 4, 9, 300

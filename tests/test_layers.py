@@ -56,3 +56,9 @@ def test_one_registry_of_models(tmp_path):
     else:
         raise AssertionError("an unknown model was accepted")
     assert model_spec("lorenz96").name == "lorenz96"
+
+
+def test_window_loop_store_schema_and_first_guess_live_apart():
+    assert "jax" not in _loaded_after("import levda_cli.io.layout")
+    loaded = _loaded_after("import levda_cli.firstguess, levda_cli.windowstep, levda_cli.jaxsetup")
+    assert not {"levda_cli.cycling", "levda_cli.io.store", "zarr", "xarray"} & loaded

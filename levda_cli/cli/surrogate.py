@@ -30,7 +30,7 @@ def train(
         cfg = load_config(TrainConfig, config, [*(f"{k}={v}" for k, v in flags.items() if v is not None), *overrides])
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from levda_cli.cycling import configure_jax
+        from levda_cli.jaxsetup import configure_jax
         from levda_cli.training import train as run
 
         configure_jax("float32")
@@ -103,7 +103,7 @@ def evaluate(
 ) -> None:
     """Relative L2 error per field and per lead time on a split of a trajectory store."""
     with reporting():
-        from levda_cli.cycling import configure_jax
+        from levda_cli.jaxsetup import configure_jax
         from levda_cli.training import evaluate as run
 
         configure_jax("float32")

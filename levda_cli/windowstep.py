@@ -1,0 +1,137 @@
+"""The compiled window step (analysis and the store's products in one call) and the forecast between
+windows, exported once per configuration so a later process (a cron cycle) skips tracing them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def window_functions(setup, products=None, cache: tuple[Path | None, str] = (None, "")):
+    """The compiled window step ``(background, obs, key, k, search, *extra) -> (analysis on the device, fetch)``,
+    ``fetch() -> (result, products)`` on the host, and the forecast of an analysis to the next window's
+    start ``(ensemble) -> ensemble``.
+
+    ``products(result, *extra)`` (the store's fields and scores) is compiled into the same call as the
+    analysis, and everything comes back to the host as one array: one dispatch and one transfer per
+    window. The forecast is a program of its own. Feed it the host copy of the analysis (what a
+    resumed run reads from the store), not the step's device output: XLA may compute the analysis
+    in two fusions rounded differently, and a run split anywhere must give the same bits.
+
+    Both are ``compiled.CachedFunction``s of the flat list of arrays (the setup's arrays first, its
+    static parts closed over): exported once and kept in ``cache = (folder, key)``, so a later
+    process (a cron cycle) does not trace them again; less Python per call than ``eqx.filter_jit``;
+    the forecast's last-step selection is inside the compiled call (an eager slice costs more than
+    the forecast itself)."""
+    import dataclasses
+    import types
+
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    from levda_cli.compiled import CachedFunction, signature
+    from levda_cli.core import analyse_window, forecast_ensemble
+
+    arrays, static = eqx.partition(setup, eqx.is_array)
+    arrays = jax.device_put(arrays, jax.devices()[0])  # committed once (see CachedFunction.__call__)
+    array_leaves = jax.tree.leaves(arrays)
+    folder, key = cache
+    trees: dict[tuple, object] = {}  # signature -> the argument tree (fixed for a run)
+    layouts: dict[tuple, list] = {}  # signature -> [(name, offset, size, shape, dtype)], JSON-able
+
+    def step(*leaves):
+        sig = signature(leaves)
+        a, bg, wobs, key_, k, search, *extra = jax.tree.unflatten(trees[sig], leaves)
+        res = analyse_window(eqx.combine(a, static), bg, wobs, jax.random.fold_in(key_, k), search)
+        named = {f"res.{f.name}": getattr(res, f.name) for f in dataclasses.fields(res)}
+        if products is not None:
+            named.update({f"prod.{n}": v for n, v in products(res, *extra).items()})
+        # Everything the host needs in one array (one transfer instead of one per output).
+        layout, at = [], 0
+        for name, value in named.items():
+            size = int(np.prod(value.shape, dtype=np.int64))
+            layout.append([name, at, size, list(value.shape), np.dtype(value.dtype).str])
+            at += size
+        layouts[sig] = layout
+        packed = jnp.concatenate([jnp.ravel(v).astype(bg.dtype) for v in named.values()])
+        return res.analysis, packed
+
+    def unpack(packed, layout):
+        flat = np.asarray(packed)
+        res, prod = {}, {}
+        for name, at, n, shape, dtype in layout:
+            kind, _, field = name.partition(".")
+            (res if kind == "res" else prod)[field] = flat[at:at + n].reshape(shape).astype(dtype, copy=False)
+        return types.SimpleNamespace(**res), prod
+
+    step_c = CachedFunction(step, "window_step", key, folder, layouts)
+    forward_c = CachedFunction(
+        lambda *leaves: forecast_ensemble(eqx.combine(jax.tree.unflatten(jax.tree.structure(arrays), leaves[:-1]),
+                                                      static), leaves[-1], setup.n_shift)[-1],
+        "forecast", key, folder)
+
+    def run_step(*args):
+        """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""
+        arg_leaves = jax.tree.leaves(args)  # the setup's arrays are flattened once, above
+        leaves = [*array_leaves, *arg_leaves]
+        sig = signature(leaves)
+        if sig not in trees:
+            trees[sig] = jax.tree.structure((arrays, *args))
+        analysis, packed = step_c(*leaves)
+        layout = layouts[sig]
+        return analysis, lambda: unpack(packed, layout)
+
+    return run_step, (lambda ens: forward_c(*array_leaves, ens))
+
+
+def window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end,
+                     model_sd_start=None, model_sd_end=None):
+    """Means and spreads on the output grid, members, and scores against the truth (NaN without
+    one) of a window's three ensembles, in one compiled call.
+
+    In latent mode the spreads (fields and ``spread_*``) include the surrogate's own error at that
+    time (``model_sd_*``, per field, added in quadrature): the members' spread is the uncertainty of
+    the latent state and parameters, and the decoded field is uncertain by the surrogate's error too."""
+    import jax
+    import jax.numpy as jnp
+
+    from levda_cli.core.diagnostics import crps, rmse, spread
+
+    out, vectors = {}, {}
+    zeros = jnp.zeros(len(fields), analysis.dtype)
+    model_sd = {"analysis": zeros if model_sd_start is None else model_sd_start,
+                "filter": zeros if model_sd_end is None else model_sd_end}
+    model_var = {}
+    for stage, ens in (("background", background), ("analysis", analysis), ("filter", filtered)):
+        stack = jax.vmap(lambda m: to_fields(m[:n_state]))(ens)
+        vectors[stage] = jnp.concatenate([stack[f].reshape(ens.shape[0], -1) for f in fields], axis=1)
+        if stage != "background":
+            model_var[stage] = jnp.concatenate([jnp.full(stack[f][0].size, model_sd[stage][i] ** 2)
+                                                for i, f in enumerate(fields)])
+        for i, f in enumerate(fields):
+            out[f"{f}_{stage}_mean"] = stack[f].mean(axis=0)
+            if stage != "background":
+                out[f"{f}_{stage}_spread"] = jnp.sqrt(stack[f].var(axis=0, ddof=1) + model_sd[stage][i] ** 2)
+            if stage == "analysis" and members:
+                out[f"{f}_analysis_members"] = stack[f]
+        if stage == "analysis":
+            analysis_fields = stack
+    out["spread_analysis"] = jnp.sqrt(spread(vectors["analysis"]) ** 2 + model_var["analysis"].mean())
+    out["spread_filter"] = jnp.sqrt(spread(vectors["filter"]) ** 2 + model_var["filter"].mean())
+    out["rmse_background"] = rmse(vectors["background"], truth_start)
+    out["rmse_analysis"] = rmse(vectors["analysis"], truth_start)
+    out["crps_analysis"] = crps(vectors["analysis"], truth_start)
+    out["rmse_filter"] = rmse(vectors["filter"], truth_end)
+    out["spread_skill"] = out["spread_analysis"] / out["rmse_analysis"]
+    # the truth's rank among the analysis members, per field, counted over the grid points
+    n_ens, at, hist = analysis.shape[0], 0, []
+    for f in fields:
+        ens_f = analysis_fields[f].reshape(n_ens, -1)
+        truth = truth_start[at:at + ens_f.shape[1]]
+        counts = jnp.zeros(n_ens + 1, jnp.int32).at[(ens_f < truth[None, :]).sum(axis=0)].add(1)
+        hist.append(jnp.where(jnp.isnan(truth).any(), -1, counts))
+        at += ens_f.shape[1]
+    out["rank_truth"] = jnp.stack(hist)
+    return out
