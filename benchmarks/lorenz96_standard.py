@@ -58,7 +58,7 @@ def truth_and_obs(n_cycles_total, obs_every, seed):
 
 
 def run(L, S, obs_every, rho, n_cycles, burn_in_cycles, seed=0, estimate_F=None, finite_size=False, xn=1.0,
-        mode_correction=True, climatological=False, exact_hessian=True):
+        mode_correction=True, climatological=False, exact_hessian=True, search_first=None):
     """Cycle the IEnKS; returns per-cycle filter/smoother RMSE and spread (and F)."""
     dyn = Lorenz96()
     truth, obs_all = truth_and_obs(n_cycles + burn_in_cycles, obs_every, seed)
@@ -93,6 +93,9 @@ def run(L, S, obs_every, rho, n_cycles, burn_in_cycles, seed=0, estimate_F=None,
         mask=jnp.ones(n_obs, bool),
     )
     n_total = n_cycles + burn_in_cycles
+    # levda's default (solver.search = "auto"): a cold start's first window starts its minimisation from the
+    # best of the mean, the members and random draws (several minima from a climatological first guess)
+    search_first = climatological if search_first is None else search_first
     starts = jnp.arange(n_total) * S * obs_every
     obs_steps = starts[:, None] + ((jnp.arange(L - S + 1, L + 1)) * obs_every)[None, :]
     values = obs_all[obs_steps].reshape(n_total, n_obs)
@@ -102,7 +105,8 @@ def run(L, S, obs_every, rho, n_cycles, burn_in_cycles, seed=0, estimate_F=None,
     def cycle_all(ens, values, starts, keys):
         def body(ens, inp):
             value, start, k = inp
-            res = analyse_window(setup, ens, eqx.tree_at(lambda o: o.value, base, value), k)
+            search = jnp.logical_and(search_first, start == 0)
+            res = analyse_window(setup, ens, eqx.tree_at(lambda o: o.value, base, value), k, search)
             xs = truth[start]
             xe = truth[start + L * obs_every]
             out = dict(
