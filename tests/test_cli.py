@@ -169,6 +169,7 @@ def test_damaged_store(work, cli_env):
     (("--set", "window.length=0.07"), "whole number of model steps"),
     (("--ensemble-size", "1"), "ensemble.size"),
     (("-c", "missing.toml"), "does not exist"),
+    (("--set", "parameters.G.value=1"), "[parameters] names ['G']"),  # brackets are text, not rich markup
 ])
 def test_config_errors(work, cli_env, args, needle):
     proc = levda("assimilate", "obs.csv", "--model", "lorenz96", "--out", "cfg.zarr", *args, env=cli_env,

@@ -12,10 +12,16 @@ import traceback
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from levda_cli.errors import LevdaError
 
 console = Console(stderr=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr; the message is text (brackets in it are not rich markup)."""
+    console.print(f"[yellow]warning[/]: {escape(message)}", soft_wrap=True)
 
 
 def command_line() -> str:
@@ -55,7 +61,7 @@ def reporting():
     try:
         yield
     except LevdaError as err:
-        console.print(f"[bold red]{err.kind}[/]: {err}", soft_wrap=True)
+        console.print(f"[bold red]{err.kind}[/]: {escape(str(err))}", soft_wrap=True)
         raise typer.Exit(err.exit_code) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: the windows finished so far are committed")

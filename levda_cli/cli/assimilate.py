@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from levda_cli.registry import listing
-from levda_cli.cli._common import command_line, console, emit_json, reporting, stop_requested
+from levda_cli.cli._common import warn, command_line, console, emit_json, reporting, stop_requested
 
 
 def _expand(patterns: list[str]) -> list[Path]:
@@ -81,7 +81,7 @@ def assimilate(
                 bar.update(task, completed=done, total=total, info=info)
 
             summary = cycling.run(cfg, paths, out, truth, truth_trajectory, command_line(), progress,
-                                  warn=lambda m: console.print(f"[yellow]warning[/]: {m}"), stop=stop_requested,
+                                  warn=warn, stop=stop_requested,
                                   trusted_sha256=trusted_sha256)
         if summary["windows_run"] == 0:
             console.print(f"nothing to do: no observations beyond the {summary['windows_in_store']} window(s) in {out}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from levda_cli.cli._common import command_line, console, emit_json, reporting
+from levda_cli.cli._common import warn, command_line, console, emit_json, reporting
 
 
 def forecast(
@@ -31,7 +31,7 @@ def forecast(
         from levda_cli.forecast import run_forecast
 
         result = run_forecast(store, out, lead, every, window, members, points, checkpoint, overwrite,
-                              warn=lambda m: console.print(f"[yellow]warning[/]: {m}"), command=command_line())
+                              warn=warn, command=command_line())
         if result["written"]:
             console.print(f"{result['frames']} frame(s) from {result['reference_time']} written to {out}")
         else:

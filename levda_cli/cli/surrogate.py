@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from levda_cli.cli._common import console, emit_json, reporting, stop_requested
+from levda_cli.cli._common import warn, console, emit_json, reporting, stop_requested
 
 app = typer.Typer(help="Train, describe and evaluate latent surrogates.", no_args_is_help=True)
 
@@ -63,7 +63,7 @@ def info(
 
         from levda_cli.training import describe
 
-        header = describe(checkpoint, warn=lambda m: console.print(f"[yellow]warning[/]: {m}"),
+        header = describe(checkpoint, warn=warn,
                           trusted_sha256=trusted_sha256)
         if json:
             emit_json(header)
