@@ -171,7 +171,8 @@ def main():
     ap.add_argument("--rhos", default="1.0,1.01,1.02,1.03,1.05,1.08")
     ap.add_argument("--defaults-only", action="store_true", help="only levda's defaults rows (three truths per "
                     "experiment), written to lorenz96_standard_defaults_xn<XN>.{json,md}")
-    ap.add_argument("--xn", type=float, default=2.0, help="the finite-size term's confidence in the defaults rows")
+    ap.add_argument("--xn", type=float, default=3.0, help="the finite-size term's confidence in the defaults rows "
+                    "(levda's default: 3)")
     args = ap.parse_args()
     if args.defaults_only:
         return defaults_only(args)
@@ -190,19 +191,7 @@ def main():
                    passed=all(res[k] <= v for k, v in targets.items()))
         print(json.dumps(res), flush=True)
         rows.append(res)
-    # levda's defaults: the adaptive finite-size (EnKF-N) background term with the BRH15 hyperprior
-    # (x_N = 3, mode correction, Gauss-Newton posterior Hessian), no fixed inflation, from a
-    # climatological first guess (members from free runs, independent of the truth), three truths.
-    for name, L, S, every, targets in EXPERIMENTS:
-        burn = int(round(20.0 / (S * every * 0.05)))
-        for seed in (0, 1, 2):
-            res = run(L, S, every, 1.0, n_cycles, burn, seed=seed, finite_size=True, xn=args.xn, exact_hessian=False,
-                      climatological=True)
-            res.update(name=f"{name}_defaults_seed{seed}", targets=targets,
-                       passed=all(res[k] <= v + 0.005 for k, v in targets.items())
-                       and 0.9 <= res["filter_spread_skill"] <= 1.1)
-            print(json.dumps(res), flush=True)
-            rows.append(res)
+    rows += defaults_rows(n_cycles, args.xn)
     # Joint estimation of F: truth 8, prior 7 +- 1.
     res = run(1, 1, 1, 1.02, n_cycles, 400, seed=0, estimate_F={"mean": 7.0, "std": 1.0, "jitter": 0.002})
     res.update(name="L1_dt0.05_estimate_F", targets={"F_error": 0.05})
@@ -253,20 +242,27 @@ def main():
     (RESULTS / "lorenz96_standard.md").write_text("\n".join(lines) + "\n")
 
 
-def defaults_only(args):
-    """levda's defaults rows alone, for a given x_N, with their own results files."""
-    n_cycles = 500 if args.quick else args.cycles
+def defaults_rows(n_cycles, xn):
+    """levda's defaults: the adaptive finite-size (EnKF-N) background term with the BRH15 hyperprior
+    (confidence ``xn``, mode correction, Gauss-Newton posterior Hessian), no fixed inflation, from a
+    climatological first guess (members from free runs, independent of the truth), three truths."""
     rows = []
     for name, L, S, every, targets in EXPERIMENTS:
         burn = int(round(20.0 / (S * every * 0.05)))
         for seed in (0, 1, 2):
-            res = run(L, S, every, 1.0, n_cycles, burn, seed=seed, finite_size=True, xn=args.xn, exact_hessian=False,
+            res = run(L, S, every, 1.0, n_cycles, burn, seed=seed, finite_size=True, xn=xn, exact_hessian=False,
                       climatological=True)
             res.update(name=f"{name}_defaults_seed{seed}", targets=targets,
                        passed=all(res[k] <= v + 0.005 for k, v in targets.items())
                        and 0.9 <= res["filter_spread_skill"] <= 1.1)
             print(json.dumps(res), flush=True)
             rows.append(res)
+    return rows
+
+
+def defaults_only(args):
+    """levda's defaults rows alone, for a given x_N, with their own results files."""
+    rows = defaults_rows(500 if args.quick else args.cycles, args.xn)
     if args.quick:
         return
     tag = f"{args.xn:g}"

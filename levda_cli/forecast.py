@@ -20,13 +20,12 @@ import csv
 import hashlib
 import json
 import re
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from levda_cli.errors import ConfigError, ModelError, StoreError
+from levda_cli.io.atomic import replacing
 
 UNIX = np.datetime64("1970-01-01T00:00:00", "s")
 _UNITS = {"s": 1, "sec": 1, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400, "days": 86400}
@@ -161,7 +160,7 @@ def run_forecast(store: Path, out: Path, lead: str, every: str | None = None, wi
     if points is not None:
         names, where = read_points(points, spec.coords, spec.domain, spec.periodic)
 
-    request = {"store": str(Path(store).resolve()), "store_windows": n, "window_index": int(row["window_index"]),
+    request = {"store": str(Path(store).resolve()), "window_index": int(row["window_index"]),
                "lead": lead_t, "every": every_t, "members": members,
                "points": None if points is None else [names, where.tolist()],
                "checkpoint_sha256": ds.attrs.get("checkpoint_sha256", "")}
@@ -181,12 +180,11 @@ def run_forecast(store: Path, out: Path, lead: str, every: str | None = None, wi
     import jax
     import jax.numpy as jnp
 
-    from levda_cli.config import parameter_setup
-    from levda_cli.core import Problem, propagate
+    from levda_cli.config import parameter_setup, window_setup
+    from levda_cli.core import propagate
 
-    values, est, _, _, _ = parameter_setup(cfg, spec.params, spec.prior)
-    names_all = list(spec.params)
-    problem = Problem(spec.dynamics, jnp.asarray(values), tuple(names_all.index(p) for p in est))
+    est = parameter_setup(cfg, spec.params, spec.prior)[1]
+    problem = window_setup(cfg, spec).problem  # the run's own model, parameters and estimated ones
     if ensemble.shape[1] != problem.n_ctrl:
         raise StoreError(f"{store}: the filter ensemble has {ensemble.shape[1]} control components; the model makes "
                          f"{problem.n_ctrl} (another model size?)")
@@ -303,17 +301,8 @@ def run_forecast(store: Path, out: Path, lead: str, every: str | None = None, wi
                                     "dtype": "int64"})
     result["forecast_reference_time"].encoding.update({"units": "seconds since 1970-01-01T00:00:00",
                                                        "calendar": "proleptic_gregorian", "dtype": "int64"})
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with replacing(out) as tmp:
         result.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return {"forecast": str(out), "written": True, "reference_time": str(end) + "Z", "frames": n_out + 1,
             "lead_seconds": int(period_s[-1]), "members": members, "points": len(names) if names else 0,
             "parameters": {p: float(ensemble[:, n_state + j].mean()) for j, p in enumerate(est)}}

@@ -18,7 +18,6 @@ from levda_cli.errors import ModelError
 
 from levda_cli.registry import BENCHMARKS
 
-MODELS = tuple(BENCHMARKS)  # (kept for callers; the registry is the one list)
 
 
 @dataclasses.dataclass(frozen=True)

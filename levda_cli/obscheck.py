@@ -19,10 +19,10 @@ def check(paths: list[Path], model: str | None = None, size: int | None = None) 
     """
     if model is not None:
         from levda_cli.errors import ConfigError
-        from levda_cli.models import MODELS
+        from levda_cli.registry import BENCHMARKS, listing
 
-        if model not in MODELS:  # a usage error, as in every other command
-            raise ConfigError(f"unknown model '{model}'; levda knows: {', '.join(MODELS)}")
+        if model not in BENCHMARKS:  # a usage error, as in every other command
+            raise ConfigError(f"unknown model '{model}'; levda knows: {listing()}")
     obs = obsfiles.read_observations(paths)
     if model is not None:
         from levda_cli.models import model_spec

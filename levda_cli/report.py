@@ -16,13 +16,13 @@ import datetime as dt
 import html
 import json
 import math
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from levda_cli.errors import ConfigError, StoreError
+from levda_cli.io.atomic import replacing
+from levda_cli.jsonout import dumps, finite
 
 HIST_BINS = 40
 SECTION_ROWS = 500  # windows drawn in a 1-D model's site-time section
@@ -62,6 +62,11 @@ def _read(ds, name):
 
 def _list(a) -> list:
     return np.asarray(a, float).tolist()
+
+
+def _unix(times) -> np.ndarray:
+    """Datetimes -> whole seconds since 1970 (the truth store's index)."""
+    return (np.asarray(times).astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(np.int64)
 
 
 def _iso(t) -> str:
@@ -110,9 +115,7 @@ def figure_data(ds, truth_path: Path | None = None, truth_trajectory: int = 0, m
     grid_dims = [d for d in ds[f"{fields[0]}_analysis_mean"].dims if d != "window"]
     grid_shape = tuple(ds.sizes[d] for d in grid_dims)
     start = _read(ds, "window_start")
-    seconds = ((start.astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(np.int64))
-    end_seconds = ((_read(ds, "window_end").astype("datetime64[s]")
-                    - np.datetime64("1970-01-01T00:00:00", "s")).astype(np.int64))
+    seconds, end_seconds = _unix(start), _unix(_read(ds, "window_end"))
     out: dict = {
         "store": ds.encoding.get("source"), "model": attrs.get("model"), "mode": attrs.get("mode"),
         "levda_version": attrs.get("levda_version"), "command": attrs.get("command", ""), "n_windows": n,
@@ -198,36 +201,19 @@ def figure_data(ds, truth_path: Path | None = None, truth_trajectory: int = 0, m
     # -- maps (2-D grids) or site-time sections (1-D) ------------------------------------------------------
     if len(grid_dims) == 2:
         chosen = _choose(maps, n)
-    else:
-        chosen = section = np.unique(np.linspace(0, n - 1, min(n, SECTION_ROWS)).round().astype(int)).tolist()
-    grid = {d: _list(ds[d].values) for d in grid_dims}
-    maps_out: dict = {"dims": grid_dims, "grid": grid, "windows": chosen, "fields": {}}
-    truth_at = None
-    if truth_path is not None:
-        truth_at = (index, at)
+    else:  # 1-D: a section (window, site) over at most SECTION_ROWS windows spread evenly
+        chosen = np.unique(np.linspace(0, n - 1, min(n, SECTION_ROWS)).round().astype(int)).tolist()
+    picked = ds.isel(window=chosen)
+    size = int(np.prod(grid_shape))
+    maps_out: dict = {"dims": grid_dims, "grid": {d: _list(ds[d].values) for d in grid_dims}, "windows": chosen,
+                      "fields": {}}
     for i, f in enumerate(fields):
-        entry = {}
-        if len(grid_dims) == 2:
-            picked = ds.isel(window=chosen)
-            entry["mean"] = _read(picked, f"{f}_analysis_mean").tolist()
-            entry["spread"] = _read(picked, f"{f}_analysis_spread").tolist()
-        else:  # 1-D: a section (window, site) over at most SECTION_ROWS windows spread evenly
-            picked = ds.isel(window=section)
-            entry["mean"] = _read(picked, f"{f}_analysis_mean").tolist()
-            entry["spread"] = _read(picked, f"{f}_analysis_spread").tolist()
+        mean = _read(picked, f"{f}_analysis_mean")
+        entry = {"mean": mean.tolist(), "spread": _read(picked, f"{f}_analysis_spread").tolist()}
+        if truth_path is not None:
+            entry["error"] = [(m - (at(index[int(s)])[i * size:(i + 1) * size].reshape(grid_shape)
+                                    if int(s) in index else np.nan)).tolist() for m, s in zip(mean, seconds[chosen])]
         maps_out["fields"][f] = entry
-    if truth_at is not None:
-        index, at = truth_at
-        size = int(np.prod(grid_shape))
-        for i, f in enumerate(fields):
-            errors = []
-            for r, w in enumerate(chosen):
-                s = int(seconds[w])
-                mean = np.asarray(maps_out["fields"][f]["mean"][r], float).reshape(grid_shape)
-                truth = at(index[s])[i * size:(i + 1) * size].reshape(grid_shape) if s in index else \
-                    np.full(grid_shape, np.nan)
-                errors.append((mean - truth).tolist())
-            maps_out["fields"][f]["error"] = errors
     out["maps"] = maps_out
     out["summary"] = _summary(out)
     return out
@@ -466,16 +452,6 @@ def page_markdown(data: dict, figures) -> str:
     return "\n".join(lines)
 
 
-def _strict(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
 def write_report(store: Path, out: Path, truth: Path | None = None, truth_trajectory: int = 0,
                  maps: list[int] | None = None) -> dict:
     """Read ``store``, draw, and write the report folder ``out`` (replacing a previous report there)."""
@@ -487,21 +463,12 @@ def write_report(store: Path, out: Path, truth: Path | None = None, truth_trajec
     ds = open_store(store)
     data = figure_data(ds, truth, truth_trajectory, maps)
     _pyplot()  # refuse before any work is written when matplotlib is missing
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
+    with replacing(out) as tmp:
+        tmp.mkdir()
         figures = draw(data, tmp)
         data["figures"] = [{"file": n, "caption": c} for n, c in figures]
-        (tmp / "report.json").write_text(json.dumps(_strict(data), allow_nan=False))
+        (tmp / "report.json").write_text(dumps(data))
         (tmp / "index.html").write_text(page_html(data, figures))
         (tmp / "report.md").write_text(page_markdown(data, figures))
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        if out.exists():
-            out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return {"report": str(out), "files": ["index.html", "report.md", "report.json", *(n for n, _ in figures)],
-            "summary": _strict(data["summary"])}
+            "summary": finite(data["summary"])}

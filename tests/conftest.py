@@ -25,10 +25,10 @@ def strict_summary():
 
     import jsonschema
 
+    from clirun import strict_json
+
     def check(text: str, command: str) -> dict:
-        def refuse(name):
-            raise ValueError(f"non-strict JSON constant {name}")
-        data = json.loads(text, parse_constant=refuse)
+        data = strict_json(text)
         schema = json.loads((importlib.resources.files("levda_cli") / "schemas"
                              / f"{command}-summary.schema.json").read_text())
         jsonschema.validate(data, schema, format_checker=jsonschema.FormatChecker())

@@ -3,22 +3,14 @@ and every bad-input case with its exit code and no store written."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+from clirun import LEVDA, levda
 
-LEVDA = [sys.executable, "-m", "levda_cli"]
 CONFIG = Path(__file__).parents[1] / "configs" / "lorenz96.toml"
-
-
-def levda(*args, env, cwd, check=True):
-    proc = subprocess.run([*LEVDA, *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"levda {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture(scope="module")

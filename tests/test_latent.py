@@ -3,25 +3,16 @@ observe it, assimilate with `--checkpoint` in a subprocess, read the store with 
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+from clirun import levda
 
 from levda_cli.io.checkpoint import read_header
 
 CKPT = Path(__file__).parents[1] / "sample_data" / "surrogates" / "tsunami.ckpt"
-
-
-def levda(*args, env, cwd, check=True):
-    proc = subprocess.run([sys.executable, "-m", "levda_cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"levda {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
 
 
 @pytest.mark.skipif(not CKPT.exists(), reason="the sample checkpoint is made by sample_data/surrogates/README.md")

@@ -2,31 +2,15 @@
 plotted are the store's (or recomputed from the truth independently), the forecast starts at the
 filter analysis and follows the model (an independent RK4 here), and bad requests exit with their codes."""
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+from clirun import levda, strict_json
 
 ROOT = Path(__file__).parents[1]
-
-
-def levda(*args, env, cwd, check=True):
-    proc = subprocess.run([sys.executable, "-m", "levda_cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"levda {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
-
-
-def strict_json(text):
-    def refuse(name):
-        raise ValueError(f"non-strict JSON constant {name}")
-    return json.loads(text, parse_constant=refuse)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import shlex
 import signal
 import sys
@@ -15,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from levda_cli.errors import LevdaError
+from levda_cli.jsonout import dumps
 
 console = Console(stderr=True, highlight=False)
 
@@ -89,17 +88,6 @@ def reporting():
         raise typer.Exit(1) from None
 
 
-def _strict(value):
-    """NaN and infinities as null: strict JSON parsers (jq, JavaScript, Go) refuse bare NaN."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
 def emit_json(data) -> None:
-    sys.stdout.write(json.dumps(_strict(data), indent=None, allow_nan=False) + "\n")
+    sys.stdout.write(dumps(data) + "\n")
     sys.stdout.flush()

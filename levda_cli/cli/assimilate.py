@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
+from levda_cli.cli._common import command_line, console, emit_json, reporting, stop_requested, warn
 from levda_cli.registry import listing
-from levda_cli.cli._common import warn, command_line, console, emit_json, reporting, stop_requested
 
 
 def _expand(patterns: list[str]) -> list[Path]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from levda_cli.cli._common import warn, command_line, console, emit_json, reporting
+from levda_cli.cli._common import command_line, console, emit_json, reporting, warn
 
 
 def forecast(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from levda_cli.registry import listing
 from levda_cli.cli._common import command_line, console, emit_json, reporting
+from levda_cli.registry import listing
 
 
 def simulate(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from levda_cli.cli._common import warn, console, emit_json, reporting, stop_requested
+from levda_cli.cli._common import console, emit_json, reporting, stop_requested, warn
 
 app = typer.Typer(help="Train, describe and evaluate latent surrogates.", no_args_is_help=True)
 

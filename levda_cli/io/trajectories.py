@@ -7,13 +7,12 @@ Layout: data variables ``<field>(trajectory, time, <coords>)`` and ``<param>(tra
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from levda_cli.errors import StoreError
+from levda_cli.io.atomic import replacing
 
 
 def write_trajectories_batches(batches, path: Path, overwrite: bool = False) -> None:
@@ -23,19 +22,12 @@ def write_trajectories_batches(batches, path: Path, overwrite: bool = False) -> 
     path = Path(path)
     if path.exists() and not overwrite:
         raise StoreError(f"{path} already exists; pass --overwrite to replace it")
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with replacing(path) as tmp:
         for i, ds in enumerate(batches):
             if i == 0:
                 ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
             else:
                 ds.to_zarr(tmp, append_dim="trajectory", zarr_format=2, consolidated=True)
-        if path.exists():
-            shutil.rmtree(path)
-        tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def open_trajectories(path: Path):
