@@ -28,6 +28,7 @@ from levda_cli.config import AssimilateConfig, parameter_setup, resolved, window
 from levda_cli.errors import ConfigError, DivergenceError, Interrupted, ObservationError, StoreError
 from levda_cli.io import observations as obsio
 from levda_cli.io import obsfiles
+from levda_cli.io.observations import format_seconds as _iso
 from levda_cli.firstguess import given_ensemble, initial_ensemble
 from levda_cli.io.layout import analysis_layout
 from levda_cli.io.store import AnalysisStore, dumps_attr
@@ -84,9 +85,6 @@ def _bucket(n: int, least: int = 16) -> int:
     """Pad sizes to powers of two so runs with similar sizes share one compilation (and cache entry)."""
     return max(least, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
-
-def _iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _compat(cfg: AssimilateConfig, checkpoint_sha256: str | None = None) -> dict:

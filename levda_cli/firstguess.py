@@ -3,15 +3,12 @@ mode, from the surrogate's origin), or a given ensemble forecast to the first wi
 
 from __future__ import annotations
 
-import datetime as dt
 
 import numpy as np
 
+from levda_cli.io.observations import format_seconds as _iso
 from levda_cli.errors import ConfigError
 
-
-def _iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(int(seconds), dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def initial_ensemble(spec, setup, cfg, key, dtype, spinup=None):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 
@@ -26,9 +27,11 @@ import numpy as np
 
 from levda_cli.errors import ConfigError, ModelError, StoreError
 from levda_cli.io.atomic import replacing
+from levda_cli.io.observations import format_seconds as _iso
 
 UNIX = np.datetime64("1970-01-01T00:00:00", "s")
 _UNITS = {"s": 1, "sec": 1, "min": 60, "h": 3600, "hr": 3600, "d": 86400, "day": 86400, "days": 86400}
+
 
 
 def parse_duration(text: str, unit_seconds: float, what: str) -> float:
@@ -122,7 +125,7 @@ def request_digest(request: dict) -> str:
 
 def run_forecast(store: Path, out: Path, lead: str, every: str | None = None, window: int = -1,
                  members: bool = False, points: Path | None = None, checkpoint: Path | None = None,
-                 overwrite: bool = False, warn=lambda m: None, command: str = "") -> dict:
+                 overwrite: bool = False, warn=lambda m: None, command: str = "", beyond_horizon: bool = False) -> dict:
     import xarray as xr
 
     from levda_cli import __version__
@@ -161,7 +164,7 @@ def run_forecast(store: Path, out: Path, lead: str, every: str | None = None, wi
         names, where = read_points(points, spec.coords, spec.domain, spec.periodic)
 
     request = {"store": str(Path(store).resolve()), "window_index": int(row["window_index"]),
-               "lead": lead_t, "every": every_t, "members": members,
+               "lead": lead_t, "every": every_t, "members": members, "beyond_horizon": beyond_horizon,
                "points": None if points is None else [names, where.tolist()],
                "checkpoint_sha256": ds.attrs.get("checkpoint_sha256", "")}
     digest = request_digest(request)
@@ -192,12 +195,22 @@ def run_forecast(store: Path, out: Path, lead: str, every: str | None = None, wi
 
     clock = Clock.from_config(cfg, spec, header["time"]["epoch"] if header else None)
     ref_s = int((end - UNIX).astype(np.int64))
-    if header is not None:
-        horizon = header["time"]["last_frame"]
-        start_t = float(clock.model_time(ref_s))
-        if start_t + lead_t > horizon + 1e-9:
-            warn(f"the forecast runs to model time {start_t + lead_t:g}, beyond the surrogate's training horizon "
-                 f"({horizon:g}): its error there is unmeasured (the spread holds the last recorded error)")
+    horizon = header["time"]["last_frame"] if header is not None else math.inf
+    start_t = float(clock.model_time(ref_s))
+    if start_t + lead_t > horizon + 1e-9:
+        # A surrogate is only known to be right where it was trained: beyond its last training frame its
+        # output is extrapolation with an unmeasured error (on a held-out Kolmogorov case: field error 30x
+        # the ensemble spread one frame past the horizon), so a forecast there is refused unless asked for.
+        what = (f"the forecast would run to model time {start_t + lead_t:g}, beyond the surrogate's training horizon "
+                f"(model time {horizon:g}, {_iso(clock.epoch_s + horizon * unit_s)}); its fields there are "
+                "untrained extrapolation whose error is unmeasured")
+        if not beyond_horizon:
+            longest = max(0.0, horizon - start_t)
+            raise ModelError(f"{what}. The longest lead from this analysis is {longest * unit_s:g} s; pass "
+                             "--beyond-horizon to write it anyway (the frames beyond are flagged "
+                             "'beyond_training_horizon')")
+        warn(f"{what}: the frames beyond are flagged 'beyond_training_horizon' and their spread (the last recorded "
+             "error) is not to be trusted")
     from levda_cli.models import surrogate_error_sd
 
     sd = surrogate_error_sd(header, cfg.model.surrogate_error)
@@ -264,6 +277,11 @@ def run_forecast(store: Path, out: Path, lead: str, every: str | None = None, wi
                                                {**attrs, "long_name": f"{f} at the points, ensemble standard deviation"})
             if members:
                 data_vars[f"{f}_points_members"] = (("time", "member", "point"), at, {**attrs})
+    if header is not None:
+        beyond = (clock.model_time(ref_s + period_s) > horizon + 1e-9).astype(np.int8)
+        data_vars["beyond_training_horizon"] = (("time",), beyond, {
+            "long_name": "1 where the surrogate runs past its last training frame (untrained extrapolation)",
+            "flag_values": [0, 1], "training_horizon_model_time": float(horizon)})
     n_state = problem.n_state
     for j, p in enumerate(est):
         vals = ensemble[:, n_state + j]

@@ -22,6 +22,7 @@ import numpy as np
 
 from levda_cli.errors import ConfigError, StoreError
 from levda_cli.io.atomic import replacing
+from levda_cli.io.observations import format_time as _iso
 from levda_cli.jsonout import dumps, finite
 
 HIST_BINS = 40
@@ -67,10 +68,6 @@ def _list(a) -> list:
 def _unix(times) -> np.ndarray:
     """Datetimes -> whole seconds since 1970 (the truth store's index)."""
     return (np.asarray(times).astype("datetime64[s]") - np.datetime64("1970-01-01T00:00:00", "s")).astype(np.int64)
-
-
-def _iso(t) -> str:
-    return np.datetime_as_string(np.asarray(t).astype("datetime64[s]"), unit="s") + "Z"
 
 
 def _choose(windows: list[int] | None, n: int) -> list[int]:

@@ -107,3 +107,12 @@ def test_latent_assimilation_end_to_end(tmp_path, cli_env, strict_summary):
     moved = levda("forecast", "an.zarr", "--lead", "30min", "--out", "fc2.zarr", "--checkpoint", tmp_path / "latent.toml",
                   env=cli_env, cwd=tmp_path, check=False)
     assert moved.returncode == 4 and "not the checkpoint" in moved.stderr
+    # Past the surrogate's last training frame (6 h) its fields are untrained extrapolation: refused (exit 4,
+    # with the longest possible lead), or written with --beyond-horizon and those frames flagged.
+    far = levda("forecast", "an.zarr", "--lead", "5h", "--out", "far.zarr", env=cli_env, cwd=tmp_path, check=False)
+    assert far.returncode == 4 and "training horizon" in far.stderr and "14400 s" in far.stderr
+    assert not (tmp_path / "far.zarr").exists()
+    levda("forecast", "an.zarr", "--lead", "5h", "--every", "1h", "--out", "far.zarr", "--beyond-horizon",
+          env=cli_env, cwd=tmp_path)
+    flags = xr.open_zarr(tmp_path / "far.zarr")["beyond_training_horizon"].values
+    assert flags.tolist() == [0, 0, 0, 0, 0, 1]  # 2 h ... 7 h: only 7 h lies past 6 h

@@ -24,6 +24,8 @@ def forecast(
     checkpoint: Path = typer.Option(None, "--checkpoint", "-k", help="Latent stores: the surrogate, if it has moved "
                                     "(checked against the store's SHA-256)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing forecast store."),
+    beyond_horizon: bool = typer.Option(False, "--beyond-horizon", help="Latent stores: forecast past the surrogate's "
+                                        "last training frame anyway (refused by default; those frames are flagged)."),
     json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> None:
     """Run the analysis ensemble of a store forward: mean, spread (and members) on the grid and at points."""
@@ -31,7 +33,7 @@ def forecast(
         from levda_cli.forecast import run_forecast
 
         result = run_forecast(store, out, lead, every, window, members, points, checkpoint, overwrite,
-                              warn=warn, command=command_line())
+                              warn=warn, command=command_line(), beyond_horizon=beyond_horizon)
         if result["written"]:
             console.print(f"{result['frames']} frame(s) from {result['reference_time']} written to {out}")
         else:

@@ -104,7 +104,12 @@ def parse_time(text: str) -> np.datetime64:
 
 
 def format_time(t: np.datetime64) -> str:
-    return f"{np.datetime_as_string(t.astype('datetime64[s]'), unit='s')}Z"
+    return f"{np.datetime_as_string(np.asarray(t).astype('datetime64[s]'), unit='s')}Z"
+
+
+def format_seconds(seconds) -> str:
+    """Whole seconds since 1970 as ISO 8601 UTC, e.g. 2000-01-01T06:00:00Z."""
+    return format_time(np.datetime64(int(seconds), "s"))
 
 
 def _zone(text: str) -> str:
