@@ -196,7 +196,7 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
             error=np.pad(obs.error[sel], (0, 64 - n), constant_values=1.0), mask=np.arange(64) < n)))
     key = jax.random.PRNGKey(cfg.ensemble.seed)
     background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), jnp.float64)
-    step, forward = window_functions(setup)
+    step, forward, _ = window_functions(setup)
     t0 = time.perf_counter()
     analysis, _ = step(background, windows[0], key, np.uint32(0), np.bool_(False))  # compile both
     jax.block_until_ready(forward(analysis))

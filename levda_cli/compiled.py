@@ -12,6 +12,11 @@ hash of everything that shapes the program: the caller's key (levda version, res
 checkpoint SHA-256), the function's name, the argument shapes and dtypes, the JAX and jaxlib
 versions and the backend. A file that cannot be read or deserialised is ignored and written again;
 a function JAX cannot export runs under plain ``jax.jit``.
+
+On a mesh of several devices (``sharding``: a replicated ``NamedSharding``, perhaps spanning
+processes) the function runs under plain ``jax.jit`` (no export; the persistent compilation cache
+still serves a second process), its arguments placed on the mesh and its outputs replicated, so
+every process holds every result.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ class CachedFunction:
     output's layout, say); they are saved beside the export and restored with it.
     """
 
-    def __init__(self, fn: Callable, name: str, key: str, folder: Path | None, meta: dict | None = None):
-        self.fn, self.name, self.key, self.folder = fn, name, key, folder
+    def __init__(self, fn: Callable, name: str, key: str, folder: Path | None, meta: dict | None = None,
+                 sharding=None):
+        self.fn, self.name, self.key, self.folder, self.sharding = fn, name, key, folder, sharding
         self.meta = meta if meta is not None else {}
         self._calls: dict[tuple, Callable] = {}
 
@@ -50,7 +56,7 @@ class CachedFunction:
         import jaxlib
 
         text = json.dumps([self.key, self.name, repr(sig), jax.__version__, jaxlib.__version__,
-                           jax.default_backend(), jax.devices()[0].device_kind])
+                           jax.default_backend(), jax.local_devices()[0].device_kind])
         return self.folder / f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:40]}"
 
     def _load(self, path: Path, sig):
@@ -84,6 +90,8 @@ class CachedFunction:
         import jax
         from jax import export
 
+        if self.sharding is not None:
+            return jax.jit(self.fn, out_shardings=self.sharding)
         path = self._path(sig)
         exported = self._load(path, sig) if path is not None else None
         if exported is None:
@@ -102,8 +110,14 @@ class CachedFunction:
         # Device arrays committed: an exported program's compiled form depends on whether an
         # argument is committed (host arrays count as committed), and a mix (a first ensemble from an eager slice, later
         # ones from a compiled forecast) would compile the window step twice.
-        device = jax.devices()[0]
-        leaves = [jax.device_put(x, device) if isinstance(x, jax.Array) and not x.committed else x for x in leaves]
+        if self.sharding is not None:
+            from levda_cli.core.sharding import to_global
+
+            leaves = [to_global(x, self.sharding) for x in leaves]
+        else:
+            device = jax.local_devices()[0]
+            leaves = [jax.device_put(x, device) if isinstance(x, jax.Array) and not x.committed else x
+                      for x in leaves]
         sig = signature(leaves)
         call = self._calls.get(sig)
         if call is None:

@@ -416,8 +416,9 @@ def default_block(dynamics, directions: int) -> int:
     return int(min(max(block, 64), 65536))
 
 
-def window_setup(cfg: AssimilateConfig, spec):
-    """The core's ``WindowSetup`` for this config and model: every choice made an object, once."""
+def window_setup(cfg: AssimilateConfig, spec, mesh=None):
+    """The core's ``WindowSetup`` for this config and model: every choice made an object, once
+    (``mesh``: the devices to split the window over, ``core.sharding``)."""
     import jax.numpy as jnp
 
     from levda_cli.core import (
@@ -469,6 +470,7 @@ def window_setup(cfg: AssimilateConfig, spec):
         # latent mode: search only where the surrogate was trained (its checkpoint's parameter ranges)
         search_low=jnp.asarray([spec.prior[n][0] for n in est]) if cfg.model.latent and est else None,
         search_high=jnp.asarray([spec.prior[n][1] for n in est]) if cfg.model.latent and est else None,
+        mesh=mesh,
     )
 
 

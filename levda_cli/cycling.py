@@ -12,6 +12,7 @@ observation is assimilated exactly once even when windows overlap.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import functools
@@ -25,7 +26,9 @@ import numpy as np
 
 from levda_cli import __version__
 from levda_cli.config import AssimilateConfig, parameter_setup, resolved, window_setup
-from levda_cli.errors import ConfigError, DivergenceError, Interrupted, ObservationError, StoreError
+from levda_cli.errors import (
+    ConfigError, DivergenceError, Interrupted, LevdaError, ObservationError, ParallelError, StoreError,
+)
 from levda_cli.io import observations as obsio
 from levda_cli.io import obsfiles
 from levda_cli.io.observations import format_seconds as _iso
@@ -34,6 +37,7 @@ from levda_cli.io.layout import analysis_layout
 from levda_cli.io.store import AnalysisStore, dumps_attr
 from levda_cli.jaxsetup import COMPILE_SECONDS, configure_jax, export_folder, source_digest, watch_compilation
 from levda_cli.models import ModelSpec
+from levda_cli.parallel import Parallel
 from levda_cli.windowstep import window_functions, window_products
 
 UNIX = np.datetime64("1970-01-01T00:00:00", "s")
@@ -109,14 +113,34 @@ def run(
     warn: Callable[[str], None] = lambda message: None,
     stop: Callable[[], bool] = lambda: False,
     trusted_sha256: str | None = None,
+    parallel: Parallel | None = None,
 ) -> dict:
     """Assimilate every window the observations cover (or resume after the store's last one).
+
+    ``parallel`` (``parallel.start``): the devices to split each window over and, under
+    ``jax.distributed``, this process's place in the job (only process 0 touches the store).
 
     Finished windows are committed together every ``output.commit_seconds``, or 10 x the last
     commit's duration if that is longer (and at the end,
     on a stop request and on any error), so a kill loses at most that much work and never
     leaves a partial window. ``stop`` is polled between windows.
     """
+    parallel = parallel or Parallel()
+    try:
+        return _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, warn, stop, trusted_sha256,
+                    parallel)
+    except LevdaError:
+        raise
+    except Exception as err:
+        if parallel.process_count == 1:
+            raise
+        # a collective that failed because a peer process is gone (XLA's runtime error), and the like
+        raise ParallelError(f"process {parallel.process_index} of {parallel.process_count}: {type(err).__name__}: "
+                            f"{err}. The job's other processes stop too; {out} keeps its committed windows") from err
+
+
+def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, warn, stop, trusted_sha256,
+         parallel: Parallel) -> dict:
     header, checkpoint_sha = None, None
     if cfg.model.latent:
         from levda_cli.models import surrogate_spec
@@ -158,12 +182,11 @@ def run(
                              grid_shape=tuple(len(spec.grid[c]) for c in spec.grid_dims))
 
     configure_jax(cfg.output.precision)
-    import equinox as eqx
     import jax
     import jax.numpy as jnp
 
-    from levda_cli.core import WindowObs, advance_windows
-    setup = window_setup(cfg, spec)
+    from levda_cli.core import WindowObs
+    setup = window_setup(cfg, spec, parallel.mesh)
     values, est, prior_mean, prior_std, _ = parameter_setup(cfg, spec.params, spec.prior)
     n_ens, n_state = cfg.ensemble.size, spec.dynamics.n_state
     n_ctrl = n_state + len(est)
@@ -188,22 +211,16 @@ def run(
         "qc_flags": dumps_attr(obsio.QC_NAMES),
     }
     watch_compilation()
-    key = jax.device_put(jax.random.PRNGKey(cfg.ensemble.seed), jax.devices()[0])  # committed: no copy per call
+    key = jax.device_put(jax.random.PRNGKey(cfg.ensemble.seed), jax.local_devices()[0])  # committed: no copy per call
     products = functools.partial(window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
     cache_key = json.dumps([__version__, source_digest(), resolved(cfg), checkpoint_sha or ""], sort_keys=True,
                            default=str)
-    step, forward = window_functions(setup, lambda res, t0, t1, s0, s1: products(res.background, res.analysis,
+    step, forward, advance = window_functions(setup, lambda res, t0, t1, s0, s1: products(res.background, res.analysis,
                                                                                  res.filter, t0, t1, s0, s1),
                                      (export_folder(), cache_key))
-    advance = eqx.filter_jit(advance_windows)
 
-    with AnalysisStore.open_or_create(out, specs, coords, attrs) as store:
+    with _store_for(parallel, out, specs, coords, attrs, (n_ens, n_ctrl), cfg.solver.divergence_windows) as store:
         resumed = store.n_windows
-        if resumed and store.attrs.get("compat") != attrs["compat"]:
-            raise StoreError(
-                f"{out} was written with different model, checkpoint, time, window or ensemble settings "
-                f"(stored: {store.attrs.get('compat')}); use a new --out, or the store's own config"
-            )
         # The next window after the store's last (windows without observations are not stored).
         first_k = int(store.read_last("window_index")) + 1 if resumed else 0
         late = (k_obs < first_k) & (obs.qc == obsio.QC_OK)
@@ -294,7 +311,7 @@ def run(
             """Start window k on the device; -> what finish needs."""
             t_window, c_window = time.perf_counter(), COMPILE_SECONDS[0]
             if k > position[0]:
-                background = advance(setup, background, jnp.asarray(k - position[0]))
+                background = advance(background, k - position[0])
                 position[1] += k - position[0]
             position[0] = k + 1
             sel = order[bounds[n_done - 1]:bounds[n_done]]
@@ -432,7 +449,7 @@ def run(
             rows.append(row)
             if progress is not None:
                 progress(n_done, len(windows), row)
-            if stop() and k != windows[-1]:
+            if parallel.any(stop()) and k != windows[-1]:
                 commit()
                 raise Interrupted(f"stopped after window {k}; {out} holds {store.n_windows} complete window(s). "
                                   "Run the same command again to continue")
@@ -463,6 +480,8 @@ def run(
         # rank histograms over this run's windows, per variable (flat when calibrated; U: under-dispersive)
         summary["rank_histograms"] = {name: {f: counts[i].astype(int).tolist() for i, f in enumerate(spec.fields)
                                              if counts[i].sum() > 0} for name, counts in ranks.items()}
+        summary["devices"] = parallel.devices
+        summary["processes"] = parallel.process_count
         summary["compile_seconds"] = round(timing["compile_seconds"], 3)
         summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
         for key, what, where in (
@@ -479,6 +498,73 @@ def run(
                      f"{', '.join(map(str, summary[key][:10]))}{' ...' if len(summary[key]) > 10 else ''}; "
                      f"see '{where}' in the store")
         return summary
+
+
+def _check_compat(store, attrs: dict, out: Path) -> None:
+    if store.n_windows and store.attrs.get("compat") != attrs["compat"]:
+        raise StoreError(
+            f"{out} was written with different model, checkpoint, time, window or ensemble settings "
+            f"(stored: {store.attrs.get('compat')}); use a new --out, or the store's own config"
+        )
+
+
+class _FollowerStore:
+    """What a process other than 0 of a distributed run knows of the store: the resume state process 0
+    broadcast. It never opens the store; its appends only count windows."""
+
+    def __init__(self, state: dict, attrs: dict):
+        self.n_windows = int(state["n_windows"])
+        self._state = state
+        self.attrs = {"compat": attrs["compat"]}
+
+    def read_last(self, name: str) -> np.ndarray:
+        return {"window_index": self._state["last_window"], "analysis": self._state["analysis"]}[name]
+
+    def read_tail(self, name: str, n: int) -> np.ndarray:
+        return self._state[name][len(self._state[name]) - min(n, self.n_windows):]
+
+    def append(self, windows: list) -> None:
+        self.n_windows += len(windows)
+
+
+@contextlib.contextmanager
+def _store_for(parallel, out: Path, specs, coords, attrs: dict, shape: tuple[int, int], tail: int):
+    """The store, opened, locked and checked by process 0; on the other processes of a distributed run, a
+    ``_FollowerStore`` with the resume state process 0 broadcast (a refusal there ends every process, with
+    process 0's exit code)."""
+    if parallel.process_count == 1:
+        with AnalysisStore.open_or_create(out, specs, coords, attrs) as store:
+            _check_compat(store, attrs, out)
+            yield store
+        return
+    state = {"status": np.int64(0), "n_windows": np.int64(0), "last_window": np.int64(-1),
+             "analysis": np.zeros(shape), "innovation_ratio": np.zeros(tail), "n_obs": np.zeros(tail, np.int64)}
+    error, stack = None, contextlib.ExitStack()
+    store = None
+    if parallel.writer:
+        try:
+            store = stack.enter_context(AnalysisStore.open_or_create(out, specs, coords, attrs))
+            _check_compat(store, attrs, out)
+            n = store.n_windows
+            state["n_windows"] = np.int64(n)
+            if n:
+                state["last_window"] = np.int64(store.read_last("window_index"))
+                state["analysis"] = np.asarray(store.read_last("analysis"), np.float64)
+                for name in ("innovation_ratio", "n_obs"):
+                    values = store.read_tail(name, tail)
+                    state[name][tail - len(values):] = values
+        except LevdaError as err:
+            stack.close()
+            error = err
+            state["status"] = np.int64(err.exit_code)
+    state = parallel.broadcast(state)
+    with stack:
+        if error is not None:
+            raise error
+        if int(state["status"]):
+            raise ParallelError(f"process 0 could not open {out} (its exit code {int(state['status'])}; see its "
+                                "message)", exit_code=int(state["status"]))
+        yield store if parallel.writer else _FollowerStore(state, attrs)
 
 
 def _with_surrogate_error(obs, field_idx, t_s, clock, spec, sd, representation: dict) -> np.ndarray:

@@ -11,6 +11,7 @@ Exit codes (stable; scripts may rely on them):
     5  store error (damaged or incompatible output store, truth store unreadable)
     6  store locked by another writer
     7  numerical divergence (non-finite cost or ensemble)
+    8  distributed run error (``--distributed``: coordinator unreachable, a peer process failed)
   130  stopped by SIGTERM or Ctrl-C (the windows finished so far are committed)
 """
 
@@ -57,3 +58,15 @@ class DivergenceError(LevdaError):
 class Interrupted(LevdaError):
     exit_code = 130
     kind = "stopped"
+
+
+class ParallelError(LevdaError):
+    """The distributed runtime failed: no coordinator, a peer process gone, or another process's error."""
+
+    exit_code = 8
+    kind = "distributed run error"
+
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:  # a peer's error, with its exit code (the job ends as the writer's would)
+            self.exit_code = exit_code

@@ -10,8 +10,9 @@ import numpy as np
 
 def window_functions(setup, products=None, cache: tuple[Path | None, str] = (None, "")):
     """The compiled window step ``(background, obs, key, k, search, *extra) -> (analysis on the device, fetch)``,
-    ``fetch() -> (result, products)`` on the host, and the forecast of an analysis to the next window's
-    start ``(ensemble) -> ensemble``.
+    ``fetch() -> (result, products)`` on the host, the forecast of an analysis to the next window's
+    start ``(ensemble) -> ensemble``, and the forecast across ``n`` windows without observations
+    ``(ensemble, n) -> ensemble``.
 
     ``products(result, *extra)`` (the store's fields and scores) is compiled into the same call as the
     analysis, and everything comes back to the host as one array: one dispatch and one transfer per
@@ -23,7 +24,8 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     static parts closed over): exported once and kept in ``cache = (folder, key)``, so a later
     process (a cron cycle) does not trace them again; less Python per call than ``eqx.filter_jit``;
     the forecast's last-step selection is inside the compiled call (an eager slice costs more than
-    the forecast itself)."""
+    the forecast itself). On a mesh (``setup.mesh``) they run under ``jax.jit`` with arguments placed
+    on it and results replicated (``CachedFunction``)."""
     import dataclasses
     import types
 
@@ -32,10 +34,14 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     import jax.numpy as jnp
 
     from levda_cli.compiled import CachedFunction, signature
-    from levda_cli.core import analyse_window, forecast_ensemble
+    from levda_cli.core import advance_windows, analyse_window, forecast_ensemble
+    from levda_cli.core.sharding import replicated, to_global
 
     arrays, static = eqx.partition(setup, eqx.is_array)
-    arrays = jax.device_put(arrays, jax.devices()[0])  # committed once (see CachedFunction.__call__)
+    rep = None if setup.mesh is None else replicated(setup.mesh)
+    # committed once (see CachedFunction.__call__)
+    arrays = jax.device_put(arrays, jax.local_devices()[0]) if rep is None else jax.tree.map(lambda a: to_global(a, rep),
+                                                                                        arrays)
     array_leaves = jax.tree.leaves(arrays)
     folder, key = cache
     trees: dict[tuple, object] = {}  # signature -> the argument tree (fixed for a run)
@@ -66,11 +72,15 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
             (res if kind == "res" else prod)[field] = flat[at:at + n].reshape(shape).astype(dtype, copy=False)
         return types.SimpleNamespace(**res), prod
 
-    step_c = CachedFunction(step, "window_step", key, folder, layouts)
+    step_c = CachedFunction(step, "window_step", key, folder, layouts, sharding=rep)
+    structure = jax.tree.structure(arrays)
     forward_c = CachedFunction(
-        lambda *leaves: forecast_ensemble(eqx.combine(jax.tree.unflatten(jax.tree.structure(arrays), leaves[:-1]),
-                                                      static), leaves[-1], setup.n_shift)[-1],
-        "forecast", key, folder)
+        lambda *leaves: forecast_ensemble(eqx.combine(jax.tree.unflatten(structure, leaves[:-1]), static),
+                                          leaves[-1], setup.n_shift)[-1],
+        "forecast", key, folder, sharding=rep)
+    advance_c = CachedFunction(
+        lambda *leaves: advance_windows(eqx.combine(jax.tree.unflatten(structure, leaves[:-2]), static), *leaves[-2:]),
+        "advance", key, folder, sharding=rep)
 
     def run_step(*args):
         """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""
@@ -83,7 +93,8 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
         layout = layouts[sig]
         return analysis, lambda: unpack(packed, layout)
 
-    return run_step, (lambda ens: forward_c(*array_leaves, ens))
+    return (run_step, (lambda ens: forward_c(*array_leaves, ens)),
+            (lambda ens, n: advance_c(*array_leaves, ens, np.int64(n))))
 
 
 def window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end,

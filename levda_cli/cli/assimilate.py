@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import glob
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -43,10 +45,35 @@ def assimilate(
                                           "store (its last analysis) or a Zarr/NetCDF ensemble(member, ctrl) with a "
                                           "valid time (ensemble.initial)."),
     overrides: list[str] = typer.Option([], "--set", help="Override any config key: table.key=value."),
+    devices: int = typer.Option(None, "--devices", min=1, help="Devices of this process to split each window over "
+                                "(observations and members; default: every local device; 1: one device)."),
+    distributed: bool = typer.Option(False, "--distributed", help="Join a multi-process run (jax.distributed: "
+                                     "SLURM and Open MPI detected; else the three options below). Process 0 "
+                                     "writes the store; the others never touch it."),
+    coordinator: str = typer.Option(None, "--coordinator", help="--distributed: process 0's HOST:PORT."),
+    num_processes: int = typer.Option(None, "--num-processes", min=1, help="--distributed: processes in the job."),
+    process_id: int = typer.Option(None, "--process-id", min=0, help="--distributed: this process's index."),
     json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (humans read stderr)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Assimilate observations window by window into a Zarr store; resume after its last window."""
+    try:
+        _assimilate(observations, out, model, checkpoint, config, truth, truth_trajectory, trusted_sha256,
+                    ensemble_size, window_length, window_shift, inflation, seed, initial_ensemble, overrides, devices,
+                    distributed, coordinator, num_processes, process_id, json, quiet)
+    except typer.Exit as stop:
+        if distributed and stop.exit_code:
+            # leave at once with this code: JAX's exit handler would wait at a shutdown barrier for peers that
+            # may be gone and then abort (134), hiding the exit code (the store is closed by now)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(stop.exit_code)
+        raise
+
+
+def _assimilate(observations, out, model, checkpoint, config, truth, truth_trajectory, trusted_sha256, ensemble_size,
+                window_length, window_shift, inflation, seed, initial_ensemble, overrides, devices, distributed,
+                coordinator, num_processes, process_id, json, quiet) -> None:
     with reporting():
         from levda_cli.config import AssimilateConfig, load_config
 
@@ -65,6 +92,13 @@ def assimilate(
             sets.append(f'ensemble.initial="{initial_ensemble}"')
         cfg = load_config(AssimilateConfig, config, sets)
         paths = _expand(observations)
+        from levda_cli import parallel as par
+        from levda_cli.jaxsetup import configure_jax
+
+        configure_jax(cfg.output.precision)
+        parallel = par.start(devices, distributed, coordinator, num_processes, process_id)
+        if not parallel.writer:  # one voice per job: process 0 reports; the others only fail loudly
+            quiet, json = True, False
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         from levda_cli import cycling
@@ -81,8 +115,10 @@ def assimilate(
                 bar.update(task, completed=done, total=total, info=info)
 
             summary = cycling.run(cfg, paths, out, truth, truth_trajectory, command_line(), progress,
-                                  warn=warn, stop=stop_requested,
-                                  trusted_sha256=trusted_sha256)
+                                  warn=warn if parallel.writer else (lambda message: None), stop=stop_requested,
+                                  trusted_sha256=trusted_sha256, parallel=parallel)
+        if not parallel.writer:
+            return
         if summary["windows_run"] == 0:
             console.print(f"nothing to do: no observations beyond the {summary['windows_in_store']} window(s) in {out}")
         else:

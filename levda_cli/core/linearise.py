@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from levda_cli.core import sharding
 from levda_cli.core.dynamics import Problem, WindowObs, states_at
 
 
@@ -58,14 +59,18 @@ def in_precision(tree, dtype):
     return jax.tree.map(cast, tree)
 
 
-def _blocks(obs: WindowObs, geometry, block: int):
+def _per_observation(obs: WindowObs, geometry):
+    """The arrays with one row per observation, in the order the block bodies unpack them."""
+    safe_error = jnp.where(obs.mask, obs.error, 1.0)
+    return (obs.time_index, geometry, obs.field, obs.value, safe_error, obs.mask)
+
+
+def _blocks(arrays, block: int):
     """The per-observation arrays padded to whole blocks and shaped ``(n_blocks, block, ...)``."""
-    n_obs = obs.value.shape[0]
+    n_obs = arrays[3].shape[0]
     size = max(1, min(block, n_obs))
     n_blocks = -(-n_obs // size)
     pad = n_blocks * size - n_obs
-    safe_error = jnp.where(obs.mask, obs.error, 1.0)
-    arrays = (obs.time_index, geometry, obs.field, obs.value, safe_error, obs.mask)
 
     def shape(a):
         a = jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1))  # padded rows are masked (mask pads False)
@@ -97,17 +102,21 @@ class ObservationTerm(eqx.Module):
     n_steps: int = eqx.field(static=True)
     block: int = eqx.field(static=True)
     compute: str = eqx.field(static=True, default="float64")
+    mesh: object = eqx.field(static=True, default=None)  # a ``core.sharding`` mesh, or None: one device
+    n_obs: int | None = eqx.field(static=True, default=None)  # the observations before padding to whole shares
 
     @classmethod
     def build(cls, problem: Problem, obs: WindowObs, n_steps: int, block: int,
-              compute: str = "float64") -> ObservationTerm:
+              compute: str = "float64", mesh=None) -> ObservationTerm:
+        n_obs = obs.value.shape[0]
+        obs = sharding.pad_observations(obs, sharding.size(mesh))
         dtype = jnp.dtype(compute)
         if compute != "float64":
             problem = in_precision(problem, dtype)
         geometry = jax.vmap(problem.dynamics.geometry)(in_precision(obs.coords, dtype) if compute != "float64"
                                                        else obs.coords, obs.field)
         times = obs.times.astype(dtype) if compute != "float64" else obs.times
-        return cls(problem, obs, times, geometry, n_steps, int(block), compute)
+        return cls(problem, obs, times, geometry, n_steps, int(block), compute, mesh, n_obs)
 
     def _prepare(self, v):
         if self.compute != "float64":
@@ -120,17 +129,29 @@ class ObservationTerm(eqx.Module):
         dyn = self.problem.dynamics
         return jax.vmap(lambda t, g, f: dyn.sample(prepared, mu, t, g, f))(time_index, geometry, field)
 
+    def _map_observations(self, local, replicated, per_obs_out):
+        """``local(*replicated, per_obs)`` over the observations: on one device directly; on a mesh, each
+        device on its share (``sharding.over_observations``). Per-observation outputs come back
+        without the padding ``build`` added."""
+        per_obs = _per_observation(self.obs, self.geometry)
+        if self.mesh is None:
+            out = local(*replicated, per_obs)
+        else:
+            out = sharding.over_observations(self.mesh, local, replicated, per_obs, per_obs_out)
+        return tuple(o[: self.n_obs] if per else o for o, per in zip(out, per_obs_out))
+
     def predict(self, v: Float[Array, " n_ctrl"]) -> Float[Array, " n_obs"]:
         """``h(v)`` for every (padded) observation, block by block."""
-        prepared, mu = self._prepare(v)
-        n_obs = self.obs.value.shape[0]
+        def local(prepared, mu, per_obs):
+            def body(_, blk):
+                ti, g, f = blk[:3]
+                return None, self._sample(prepared, mu, ti, g, f)
 
-        def body(_, blk):
-            ti, g, f = blk[:3]
-            return None, self._sample(prepared, mu, ti, g, f)
+            _, h = _scan(body, None, _blocks(per_obs, self.block))
+            return (h.reshape(-1)[: per_obs[3].shape[0]],)
 
-        _, h = _scan(body, None, _blocks(self.obs, self.geometry, self.block))
-        return h.reshape(-1)[:n_obs].astype(v.dtype)
+        (h,) = self._map_observations(local, self._prepare(v), (True,))
+        return h.astype(v.dtype)
 
     def linearise(self, v_bar: Float[Array, " n_ctrl"], X: Float[Array, "n_ctrl n_ens"],
                   w: Float[Array, " n_ens"]) -> Linearisation:
@@ -143,21 +164,26 @@ class ObservationTerm(eqx.Module):
             T, v = T.astype(self.compute), v.astype(self.compute)
         (prepared, mu), (d_prepared, d_mu) = jax.vmap(
             lambda t: jax.jvp(self._prepare, (v,), (t,)), in_axes=1, out_axes=(None, 0))(T)
-        n_obs = self.obs.value.shape[0]
 
-        def body(carry, blk):
-            StS, Std = carry
-            ti, g, f, y, e, m = blk
-            h_of = lambda p, u: self._sample(p, u, ti, g, f)  # noqa: E731
-            h, dh = jax.vmap(lambda dp, du: jax.jvp(h_of, (prepared, mu), (dp, du)),
-                             out_axes=(None, 1))(d_prepared, d_mu)  # dh: (block, directions)
-            h, dh = h.astype(X.dtype), dh.astype(X.dtype)
-            d = jnp.where(m, (y - h) / e, 0.0)
-            S = jnp.where(m[:, None], dh / e[:, None], 0.0)  # S = -dd/dw
-            if control_space:
-                S = S @ X
-            return (StS + S.T @ S, Std + S.T @ d), d
+        def local(prepared, mu, d_prepared, d_mu, X, per_obs):
+            def body(carry, blk):
+                StS, Std = carry
+                ti, g, f, y, e, m = blk
+                h_of = lambda p, u: self._sample(p, u, ti, g, f)  # noqa: E731
+                h, dh = jax.vmap(lambda dp, du: jax.jvp(h_of, (prepared, mu), (dp, du)),
+                                 out_axes=(None, 1))(d_prepared, d_mu)  # dh: (block, directions)
+                h, dh = h.astype(X.dtype), dh.astype(X.dtype)
+                d = jnp.where(m, (y - h) / e, 0.0)
+                S = jnp.where(m[:, None], dh / e[:, None], 0.0)  # S = -dd/dw
+                if control_space:
+                    S = S @ X
+                return (StS + S.T @ S, Std + S.T @ d), d
 
-        zero = (jnp.zeros((n_ens, n_ens), X.dtype), jnp.zeros(n_ens, X.dtype))
-        (StS, Std), d = _scan(body, zero, _blocks(self.obs, self.geometry, self.block))
-        return Linearisation(d=d.reshape(-1)[:n_obs], StS=StS, Std=Std)
+            zero = (jnp.zeros((n_ens, n_ens), X.dtype), jnp.zeros(n_ens, X.dtype))
+            (StS, Std), d = _scan(body, zero, _blocks(per_obs, self.block))
+            if self.mesh is not None:  # the Gauss-Newton sums of every device's share
+                StS, Std = jax.lax.psum((StS, Std), sharding.AXIS)
+            return StS, Std, d.reshape(-1)[: per_obs[3].shape[0]]
+
+        StS, Std, d = self._map_observations(local, (prepared, mu, d_prepared, d_mu, X), (False, False, True))
+        return Linearisation(d=d, StS=StS, Std=Std)

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
+from levda_cli.core import sharding
 from levda_cli.core.diagnostics import field_stats
 from levda_cli.core.dynamics import Problem, WindowObs, forecast
 from levda_cli.core.inflation import AbstractInflation
@@ -51,6 +52,8 @@ class WindowSetup(eqx.Module):
     search_high: Float[Array, " n_est"] | None = None
     block: int = eqx.field(static=True, default=4096)  # observations per linearisation block
     compute: str = eqx.field(static=True, default="float64")  # the model and decoder's precision
+    # the devices the observations and members are split over (``core.sharding``); None: one device
+    mesh: object = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.compute not in ("float64", "float32"):
@@ -106,17 +109,18 @@ def mean_preserving_rotation(key: PRNGKeyArray, n: int, dtype) -> Float[Array, "
     return ones @ ones.T + perp @ q @ perp.T
 
 
-def propagate(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int) -> Array:
-    """Every member's control trajectory over ``n_steps`` steps: ``(n_steps+1, n_ens, n_ctrl)``."""
-    return jax.vmap(lambda v: forecast(problem, v, n_steps), out_axes=1)(ensemble)
+def propagate(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int, mesh=None) -> Array:
+    """Every member's control trajectory over ``n_steps`` steps: ``(n_steps+1, n_ens, n_ctrl)``; on a
+    mesh, the members split over its devices (``sharding.over_members``)."""
+    return sharding.over_members(mesh, lambda v: forecast(problem, v, n_steps), ensemble, member_axis_out=1)
 
 
 def forecast_ensemble(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int) -> Array:
     """``propagate`` in the setup's compute precision, returned in the ensemble's."""
     if setup.compute == "float64":
-        return propagate(setup.problem, ensemble, n_steps)
+        return propagate(setup.problem, ensemble, n_steps, setup.mesh)
     low = jnp.dtype(setup.compute)
-    return propagate(in_precision(setup.problem, low), ensemble.astype(low), n_steps).astype(ensemble.dtype)
+    return propagate(in_precision(setup.problem, low), ensemble.astype(low), n_steps, setup.mesh).astype(ensemble.dtype)
 
 
 def advance_windows(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"],
@@ -192,7 +196,7 @@ def analyse_window(
     X = (prior - v_bar).T / jnp.sqrt(n_ens - 1.0)
 
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
-    term = ObservationTerm.build(problem, obs, setup.n_window, setup.block, setup.compute)
+    term = ObservationTerm.build(problem, obs, setup.n_window, setup.block, setup.compute, setup.mesh)
     prior_term = setup.prior.for_ensemble(n_ens, background.shape[1])
     hofx_b = term.predict(v_bar)
     # the background members in observation space (rank histogram, innovation ratio, search), once

@@ -1,0 +1,211 @@
+"""The devices axis: one Gauss-Newton iteration of a window's observation term split over 1, 2 and 4
+devices (``core.sharding``), and whole runs through the CLI on 1 and 4 devices and 2 processes.
+
+Part 1 (in-core): the latent tsunami window of ``scale.py`` (shipped surrogate, N = 16, 20 distinct
+times, observations at random places), each device count in its own process with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (on a CPU the "devices" are slices of the
+same cores: the figure is the overhead of splitting, not a speed-up):
+
+- fixed work per device: ``n_per_device`` observations on each device (weak scaling);
+- fixed total work: ``n_total`` observations over however many devices (strong scaling).
+
+Part 2 (CLI): the README's Lorenz-96 sample (200 windows of 40 observations) through
+``levda assimilate`` on 1 device, on 4 forced devices, and as two processes under
+``jax.distributed`` (CPU collectives, Gloo); analysis seconds from each summary and the largest
+difference of the stored analysis from the 1-device store.
+
+    python benchmarks/devices.py            # ~4 min on 2 cores
+    python benchmarks/devices.py --per-device 20000 --total 40000
+
+Writes benchmarks/results/devices.md (and devices.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).parents[1]
+RESULTS = Path(__file__).parent / "results"
+FORCE4 = "--xla_force_host_platform_device_count=4"
+
+
+def _case(n_devices: int, n_obs: int, n_ens: int, repeats: int) -> dict:
+    """In a child process: seconds per Gauss-Newton iteration with the observations over n_devices."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    from levda_cli.config import default_block
+    from levda_cli.core import Problem, WindowObs
+    from levda_cli.core.linearise import ObservationTerm
+    from levda_cli.core.sharding import make_mesh
+    from levda_cli.models import surrogate_spec
+
+    rng = np.random.default_rng(0)
+    spec, _ = surrogate_spec(REPO / "sample_data" / "surrogates" / "tsunami.ckpt")
+    dyn = spec.dynamics
+    problem = Problem(dyn, jnp.array([5e5, 5e5]), (0, 1))
+    n_steps = 4
+    mu = jnp.asarray(np.stack([rng.uniform(3e5, 7e5, n_ens), rng.uniform(3e5, 7e5, n_ens)], 1))
+    z = jax.vmap(lambda m: dyn.latent_trajectory(m, jnp.array([1200.0]), 4)[0])(mu)
+    ens = jnp.concatenate([z, mu], axis=1)
+    times = np.sort(rng.choice(np.arange(1, int(n_steps * dyn.dt) + 1), 20, replace=False)).astype(float)
+    obs = WindowObs(times=jnp.asarray(times), time_index=jnp.asarray(rng.integers(0, 20, n_obs), jnp.int32),
+                    coords=jnp.asarray(rng.uniform(1e4, 9.9e5, (n_obs, 2))),
+                    field=jnp.asarray(rng.integers(0, 3, n_obs), jnp.int32),
+                    value=jnp.asarray(rng.normal(0, 0.1, n_obs)), error=jnp.full(n_obs, 0.05),
+                    mask=jnp.ones(n_obs, bool))
+    v_bar = ens.mean(axis=0)
+    X = (ens - v_bar).T / np.sqrt(n_ens - 1.0)
+    block = default_block(dyn, min(n_ens, X.shape[0]))
+    mesh = make_mesh(jax.devices()[:n_devices]) if n_devices > 1 else None
+
+    @jax.jit
+    def iteration(w):
+        lin = ObservationTerm.build(problem, obs, n_steps, block, mesh=mesh).linearise(v_bar, X, w)
+        return w + jnp.linalg.solve(jnp.eye(n_ens) + lin.StS, lin.Std - w), lin.d @ lin.d
+
+    w = jnp.zeros(n_ens)
+    jax.block_until_ready(iteration(w))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(iteration(w))
+        best = min(best, time.perf_counter() - t0)
+    step, cost = iteration(w)
+    return {"devices": n_devices, "n_obs": n_obs, "n_ens": n_ens, "block": block, "seconds": best,
+            "cost": float(cost), "step": np.asarray(step).tolist()}
+
+
+def _child(n_devices, n_obs, n_ens, repeats) -> dict:
+    env = {**os.environ, "XLA_FLAGS": FORCE4, "PYTHONPATH": str(REPO)}
+    code = (f"import json, sys; sys.path.insert(0, {str(REPO / 'benchmarks')!r}); import devices; "
+            f"print('RESULT' + json.dumps(devices._case({n_devices}, {n_obs}, {n_ens}, {repeats})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT"):])
+
+
+def part_core(per_device: int, total: int, n_ens: int, repeats: int) -> dict:
+    weak = [_child(d, per_device * d, n_ens, repeats) for d in (1, 2, 4)]
+    strong = [_child(d, total, n_ens, repeats) for d in (1, 2, 4)]
+    for rows in (weak, strong):
+        for r in rows:
+            r["ratio_to_1"] = r["seconds"] / rows[0]["seconds"]
+    return {"weak": weak, "strong": strong}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def part_cli() -> dict:
+    import numpy as np
+    import xarray as xr
+
+    sample, configs = REPO / "sample_data", REPO / "configs"
+    args = [str(sample / "lorenz96_obs.csv"), "--config", str(configs / "lorenz96.toml"), "--truth",
+            str(sample / "lorenz96_truth.zarr"), "--json", "-q"]
+    runs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "LEVDA_CACHE_DIR": str(Path(tmp) / "cache")}
+        levda = [sys.executable, "-m", "levda_cli", "assimilate"]
+
+        def once(name, extra_env, extra_args=(), processes=1):
+            out = Path(tmp) / f"{name}.zarr"
+            t0 = time.perf_counter()
+            if processes == 1:
+                res = subprocess.run([*levda, *args, "--out", str(out), *extra_args], capture_output=True,
+                                     text=True, env={**env, **extra_env}, check=True)
+                summary = json.loads(res.stdout)
+            else:
+                port = _free_port()
+                procs = [subprocess.Popen([*levda, *args, "--out", str(out), "--distributed", "--coordinator",
+                                           f"localhost:{port}", "--num-processes", str(processes), "--process-id",
+                                           str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                          env={**env, **extra_env}) for i in range(processes)]
+                outs = [p.communicate(timeout=900) for p in procs]
+                assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+                summary = json.loads(outs[0][0])
+            wall = time.perf_counter() - t0
+            runs[name] = {"wall_seconds": wall, "analysis_seconds": summary["analysis_seconds"],
+                          "compile_seconds": summary["compile_seconds"], "devices": summary["devices"],
+                          "processes": summary["processes"], "store": str(out)}
+
+        # a first run fills the compilation cache for everyone: the timings below are warm
+        once("warmup", {})
+        once("one_device", {})
+        once("four_devices", {"XLA_FLAGS": FORCE4})
+        once("two_processes", {}, processes=2)
+        ref = xr.open_zarr(runs["one_device"]["store"])
+        for name in ("four_devices", "two_processes"):
+            other = xr.open_zarr(runs[name]["store"])
+            runs[name]["max_abs_difference_analysis"] = float(np.abs(other.analysis.values - ref.analysis.values).max())
+            runs[name]["max_abs_difference_cost"] = float(np.abs(other.cost_final.values - ref.cost_final.values).max())
+            runs[name]["analysis_ratio_to_1"] = runs[name]["analysis_seconds"] / runs["one_device"]["analysis_seconds"]
+        runs.pop("warmup")
+        for r in runs.values():
+            r.pop("store")
+    return runs
+
+
+def write_markdown(res: dict) -> str:
+    lines = ["# Devices: splitting a window over devices and processes", "",
+             f"Machine: {res['machine']}. JAX {res['jax']}. Written by `benchmarks/devices.py`; every ratio is "
+             "within one run of the script.", "",
+             "On this CPU machine the extra \"devices\" are XLA's forced host devices, slices of the same two "
+             "cores, and the two processes share them too: these figures are the **overhead** of splitting "
+             "(partitioning, the psum of the N x N sums, the cross-process collectives), not a speed-up. On "
+             "several GPUs the shares run in parallel.", ""]
+    for kind, title in (("weak", "fixed work per device"), ("strong", "fixed total work")):
+        lines += [f"## Gauss-Newton iteration, latent tsunami, N = {res['core'][kind][0]['n_ens']}: {title}", "",
+                  "| devices | observations | s / iteration | ratio to 1 device |", "|---|---|---|---|"]
+        lines += [f"| {r['devices']} | {r['n_obs']} | {r['seconds']:.4f} | {r['ratio_to_1']:.2f} |"
+                  for r in res["core"][kind]]
+        lines.append("")
+    lines += ["## Through the CLI: the Lorenz-96 sample (200 windows, 40 observations each, N = 20)", "",
+              "| run | devices | processes | analysis s | ratio to 1 device | wall s | max abs diff analysis | "
+              "max abs diff cost |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in res["cli"].items():
+        lines.append(f"| {name} | {r['devices']} | {r['processes']} | {r['analysis_seconds']:.2f} | "
+                     f"{r.get('analysis_ratio_to_1', 1.0):.2f} | {r['wall_seconds']:.1f} | "
+                     f"{r.get('max_abs_difference_analysis', 0.0):.2e} | {r.get('max_abs_difference_cost', 0.0):.2e} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--per-device", type=int, default=20000)
+    ap.add_argument("--total", type=int, default=40000)
+    ap.add_argument("--ensemble", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-cli", action="store_true")
+    a = ap.parse_args()
+    import jax
+
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}", "jax": jax.__version__,
+           "core": part_core(a.per_device, a.total, a.ensemble, a.repeats)}
+    res["cli"] = {} if a.skip_cli else part_cli()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "devices.json").write_text(json.dumps(res, indent=1))
+    text = write_markdown(res)
+    (RESULTS / "devices.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Splitting a window's work over a mesh of devices, with JAX's own machinery (``jax.shard_map``).
+
+A levda mesh is one-dimensional (axis ``AXIS``) over the devices of the run: the local devices of
+one process, or every process's devices under ``jax.distributed``. Two things are split:
+
+- the observations (``over_observations``): each device takes one contiguous share of the window's
+  (padded) observations, runs the blocked linearisation on it, and the Gauss-Newton sums are added
+  across the devices (``psum``); per-observation outputs stay split and are gathered by XLA where
+  the caller needs them whole;
+- the ensemble's propagation (``over_members``): each device forecasts ``N / devices`` members,
+  when the device count divides the ensemble size (else every device forecasts all of them).
+
+Everything else (the ``N x N`` algebra of the minimiser and the analysis transform) is small and
+computed on every device alike. With a mesh of one device, or none, the functions are the plain
+single-device computation.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+AXIS = "devices"
+
+
+def make_mesh(devices) -> Mesh:
+    """A one-dimensional mesh over ``devices`` (a list of ``jax.Device``), in the given order."""
+    return Mesh(np.asarray(devices, dtype=object), (AXIS,))
+
+
+def size(mesh: Mesh | None) -> int:
+    return 1 if mesh is None else int(mesh.devices.size)
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def pad_observations(obs, n_devices: int):
+    """``obs`` (a ``WindowObs``) with its per-observation arrays padded by masked rows to a multiple of
+    ``n_devices``, so each device gets an equal share."""
+    n = obs.value.shape[0]
+    pad = -n % n_devices
+    if pad == 0:
+        return obs
+
+    def grow(a, fill):
+        return jnp.concatenate([a, jnp.full((pad, *a.shape[1:]), fill, a.dtype)])
+
+    return type(obs)(times=obs.times, time_index=grow(obs.time_index, 0), coords=grow(obs.coords, 0),
+                     field=grow(obs.field, 0), value=grow(obs.value, 0), error=grow(obs.error, 1),
+                     mask=grow(obs.mask, False))
+
+
+def over_observations(mesh: Mesh, local, replicated_args: tuple, per_obs, per_obs_out: tuple[bool, ...]):
+    """``local(*replicated_args, per_obs_share)`` on every device of ``mesh``, each with its share of
+    ``per_obs`` (arrays with the observations on axis 0); outputs flagged in ``per_obs_out`` are
+    per-observation (concatenated over the devices), the others must be the same on every device
+    (``local`` reduces them with ``psum`` over ``AXIS``)."""
+    spec = PartitionSpec(AXIS)
+    out_specs = tuple(spec if per else PartitionSpec() for per in per_obs_out)
+    in_specs = (*(PartitionSpec() for _ in replicated_args), spec)
+    # check_vma off: the scan carries start replicated (zeros) and become per-device; psum makes them whole
+    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
+                         check_vma=False)(*replicated_args, per_obs)
+
+
+def over_members(mesh: Mesh | None, forecast_one, ensemble, *, member_axis_out: int = 0):
+    """``jax.vmap(forecast_one)(ensemble)`` with the members split over the devices of ``mesh`` when
+    their number divides the ensemble size; ``member_axis_out`` is where the member axis is in the
+    output."""
+    n_dev = size(mesh)
+    run = jax.vmap(forecast_one, out_axes=member_axis_out)
+    if n_dev == 1 or ensemble.shape[0] % n_dev:
+        return run(ensemble)
+    out_spec = PartitionSpec(*([None] * member_axis_out), AXIS)
+    return jax.shard_map(run, mesh=mesh, in_specs=PartitionSpec(AXIS), out_specs=out_spec, check_vma=False)(ensemble)
+
+
+def to_global(x, sharding: NamedSharding):
+    """A host (or single-device) array as a ``jax.Array`` laid out as ``sharding`` on its mesh, which
+    may span processes (every process holds the same host values; each places its own shards)."""
+    if isinstance(x, jax.Array) and x.sharding == sharding:
+        return x
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
