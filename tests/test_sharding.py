@@ -175,3 +175,17 @@ def test_bad_parallel_options(tmp_path, cli_env, args, message):
     assert proc.returncode == 2, proc.stderr
     assert message in " ".join(proc.stderr.split())
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_latent_run_on_four_devices_gives_the_one_device_store(tmp_path, cli_env):
+    """The README's latent tsunami job (surrogate, parameter search, estimated parameters) on 4 devices."""
+    args = [SAMPLE / "tsunami_obs.nc", "--checkpoint", SAMPLE / "surrogates" / "tsunami.ckpt", "--config",
+            CONFIGS / "latent_tsunami.toml", "-q"]
+    levda("assimilate", *args, "--out", tmp_path / "one.zarr", env=cli_env, cwd=tmp_path)
+    levda("assimilate", *args, "--out", tmp_path / "four.zarr", env=_env4(cli_env), cwd=tmp_path)
+    A, B = xr.open_zarr(tmp_path / "one.zarr"), xr.open_zarr(tmp_path / "four.zarr")
+    assert A.sizes["window"] == B.sizes["window"] >= 1
+    np.testing.assert_array_equal(A.iterations.values, B.iterations.values)
+    for name in ("analysis", "filter", "cost_final", "param_analysis"):
+        x, y = A[name].values, B[name].values
+        assert np.abs(x - y).max() <= 1e-10 * np.abs(x).max(), name

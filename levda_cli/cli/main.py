@@ -14,8 +14,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     epilog="Exit codes: 0 ok, 1 internal error, 2 usage/config (or out of memory), 3 observations, "
-    "4 model/checkpoint, 5 store or I/O, 6 store locked, 7 numerical divergence, 130 stopped by SIGTERM/Ctrl-C "
-    "(finished windows kept).",
+    "4 model/checkpoint, 5 store or I/O, 6 store locked, 7 numerical divergence, 8 distributed run (a process "
+    "failed), 130 stopped by SIGTERM/Ctrl-C (finished windows kept).",
 )
 
 

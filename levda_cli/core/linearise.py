@@ -130,22 +130,26 @@ class ObservationTerm(eqx.Module):
         return jax.vmap(lambda t, g, f: dyn.sample(prepared, mu, t, g, f))(time_index, geometry, field)
 
     def _map_observations(self, local, replicated, per_obs_out):
-        """``local(*replicated, per_obs)`` over the observations: on one device directly; on a mesh, each
-        device on its share (``sharding.over_observations``). Per-observation outputs come back
-        without the padding ``build`` added."""
+        """``local(term, *replicated, per_obs)`` over the observations: on one device directly (``term`` is
+        this term); on a mesh, each device on its share (``sharding.over_observations``), with the term's
+        arrays passed in as replicated arguments (an array closed over from outside ``shard_map`` keeps
+        its global sharding and clashes with indexing inside). Per-observation outputs come back without
+        the padding ``build`` added."""
         per_obs = _per_observation(self.obs, self.geometry)
         if self.mesh is None:
-            out = local(*replicated, per_obs)
+            out = local(self, *replicated, per_obs)
         else:
-            out = sharding.over_observations(self.mesh, local, replicated, per_obs, per_obs_out)
+            arrays, static = eqx.partition(self, eqx.is_array)
+            out = sharding.over_observations(self.mesh, lambda a, *rest: local(eqx.combine(a, static), *rest),
+                                             (arrays, *replicated), per_obs, per_obs_out)
         return tuple(o[: self.n_obs] if per else o for o, per in zip(out, per_obs_out))
 
     def predict(self, v: Float[Array, " n_ctrl"]) -> Float[Array, " n_obs"]:
         """``h(v)`` for every (padded) observation, block by block."""
-        def local(prepared, mu, per_obs):
+        def local(term, prepared, mu, per_obs):
             def body(_, blk):
                 ti, g, f = blk[:3]
-                return None, self._sample(prepared, mu, ti, g, f)
+                return None, term._sample(prepared, mu, ti, g, f)
 
             _, h = _scan(body, None, _blocks(per_obs, self.block))
             return (h.reshape(-1)[: per_obs[3].shape[0]],)
@@ -165,11 +169,11 @@ class ObservationTerm(eqx.Module):
         (prepared, mu), (d_prepared, d_mu) = jax.vmap(
             lambda t: jax.jvp(self._prepare, (v,), (t,)), in_axes=1, out_axes=(None, 0))(T)
 
-        def local(prepared, mu, d_prepared, d_mu, X, per_obs):
+        def local(term, prepared, mu, d_prepared, d_mu, X, per_obs):
             def body(carry, blk):
                 StS, Std = carry
                 ti, g, f, y, e, m = blk
-                h_of = lambda p, u: self._sample(p, u, ti, g, f)  # noqa: E731
+                h_of = lambda p, u: term._sample(p, u, ti, g, f)  # noqa: E731
                 h, dh = jax.vmap(lambda dp, du: jax.jvp(h_of, (prepared, mu), (dp, du)),
                                  out_axes=(None, 1))(d_prepared, d_mu)  # dh: (block, directions)
                 h, dh = h.astype(X.dtype), dh.astype(X.dtype)

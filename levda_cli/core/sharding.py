@@ -67,16 +67,24 @@ def over_observations(mesh: Mesh, local, replicated_args: tuple, per_obs, per_ob
                          check_vma=False)(*replicated_args, per_obs)
 
 
-def over_members(mesh: Mesh | None, forecast_one, ensemble, *, member_axis_out: int = 0):
-    """``jax.vmap(forecast_one)(ensemble)`` with the members split over the devices of ``mesh`` when
-    their number divides the ensemble size; ``member_axis_out`` is where the member axis is in the
-    output."""
+def over_members(mesh: Mesh | None, forecast_one, ensemble, model, *, member_axis_out: int = 0):
+    """``jax.vmap(lambda v: forecast_one(model, v))(ensemble)`` with the members split over the devices of
+    ``mesh`` when their number divides the ensemble size; ``member_axis_out`` is where the member axis
+    is in the output. ``model`` (a pytree: the problem) goes in as a replicated argument, not closed over."""
+    import equinox as eqx
+
     n_dev = size(mesh)
-    run = jax.vmap(forecast_one, out_axes=member_axis_out)
     if n_dev == 1 or ensemble.shape[0] % n_dev:
-        return run(ensemble)
+        return jax.vmap(lambda v: forecast_one(model, v), out_axes=member_axis_out)(ensemble)
+    arrays, static = eqx.partition(model, eqx.is_array)
+
+    def run(arrays, ens):
+        m = eqx.combine(arrays, static)
+        return jax.vmap(lambda v: forecast_one(m, v), out_axes=member_axis_out)(ens)
+
     out_spec = PartitionSpec(*([None] * member_axis_out), AXIS)
-    return jax.shard_map(run, mesh=mesh, in_specs=PartitionSpec(AXIS), out_specs=out_spec, check_vma=False)(ensemble)
+    return jax.shard_map(run, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(AXIS)), out_specs=out_spec,
+                         check_vma=False)(arrays, ensemble)
 
 
 def to_global(x, sharding: NamedSharding):

@@ -112,7 +112,7 @@ def mean_preserving_rotation(key: PRNGKeyArray, n: int, dtype) -> Float[Array, "
 def propagate(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int, mesh=None) -> Array:
     """Every member's control trajectory over ``n_steps`` steps: ``(n_steps+1, n_ens, n_ctrl)``; on a
     mesh, the members split over its devices (``sharding.over_members``)."""
-    return sharding.over_members(mesh, lambda v: forecast(problem, v, n_steps), ensemble, member_axis_out=1)
+    return sharding.over_members(mesh, lambda p, v: forecast(p, v, n_steps), ensemble, problem, member_axis_out=1)
 
 
 def forecast_ensemble(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int) -> Array:
