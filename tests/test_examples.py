@@ -82,3 +82,65 @@ def test_slurm_job_requeues_at_the_time_limit_and_resumes(tmp_path, cli_env):
     assert second.returncode == 0, second.stdout + second.stderr
     assert xr.open_zarr(tmp_path / "an.zarr").sizes["window"] == 1200
     assert (tmp_path / "report" / "index.html").exists()
+
+
+MULTI = REPO / "examples" / "slurm" / "assimilate.sbatch"
+FAKE_SRUN = """#!/usr/bin/env bash
+# srun on one host: NTASKS copies of the command with Slurm's task environment (JAX reads it)
+rc=0; pids=()
+for ((i = 0; i < NTASKS; i++)); do
+    SLURM_NTASKS=$NTASKS SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_STEP_NODELIST=localhost \\
+        SLURM_STEP_NUM_NODES=1 "$@" 2> "task$i.err" &
+    pids+=($!); echo $! >> tasks.pids
+done
+trap 'kill -TERM "${pids[@]}" 2>/dev/null' TERM
+for p in "${pids[@]}"; do
+    while true; do wait "$p"; r=$?; kill -0 "$p" 2>/dev/null || break; done
+    (( r > rc )) && rc=$r
+done
+exit $rc
+"""
+
+
+def test_multi_process_slurm_job_detects_slurm_stops_together_and_resumes(tmp_path, cli_env):
+    """examples/slurm/assimilate.sbatch with a one-host `srun` giving two tasks Slurm's environment: JAX
+    finds the coordinator, process count and index from it; SIGTERM to one task stops both after the
+    same window (exit 130, requeued); the resubmitted job completes the store with one JSON summary."""
+    import json
+    import random
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "srun").write_text(FAKE_SRUN)
+    (bin_dir / "scontrol").write_text(f'#!/usr/bin/env bash\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+    for f in ("srun", "scontrol"):
+        (bin_dir / f).chmod(0o755)
+    job_id = str(random.randrange(10_000, 99_999))  # JAX's coordinator port is derived from it
+    lines = (REPO / "sample_data" / "lorenz96_obs.csv").read_text().splitlines()
+    (tmp_path / "obs.csv").write_text("\n".join(lines[: 1 + 40 * 60]) + "\n")  # the first 60 windows
+    env = dict(cli_env, LEVDA=f"{sys.executable} -m levda_cli", LEVDA_CONFIG=str(REPO / "configs" / "lorenz96.toml"),
+               LEVDA_MODEL="lorenz96", LEVDA_OBS="obs.csv", LEVDA_STORE="an.zarr",
+               LEVDA_ARGS="--set output.commit_seconds=0", SLURM_JOB_ID=job_id, SLURM_CPUS_PER_TASK="1", NTASKS="2",
+               PATH=f"{bin_dir}:{os.environ['PATH']}")
+    job = subprocess.Popen(["bash", str(MULTI)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    import time
+
+    deadline = time.monotonic() + 180
+    while not (tmp_path / "an.zarr" / ".zmetadata").exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    pids = (tmp_path / "tasks.pids").read_text().split()
+    os.kill(int(pids[1]), 15)  # the signal reaches one task (process 1) first: both stop after the same window
+    out, err = job.communicate(timeout=180)
+    errs = [(tmp_path / f"task{i}.err").read_text() for i in (0, 1)]
+    assert job.returncode == 130, out + err + errs[0][-2000:] + errs[1][-2000:]
+    assert "requeued" in out and (tmp_path / "scontrol.log").read_text().split() == ["requeue", job_id]
+    stopped_at = xr.open_zarr(tmp_path / "an.zarr").sizes["window"]
+    assert 0 < stopped_at < 60
+    (tmp_path / "tasks.pids").unlink()
+    second = subprocess.run(["bash", str(MULTI)], cwd=tmp_path, env=dict(env, SLURM_JOB_ID=str(int(job_id) + 1),
+                                                                         LEVDA_ARGS=""), capture_output=True, text=True)
+    assert second.returncode == 0, second.stdout + second.stderr + (tmp_path / "task0.err").read_text()[-2000:]
+    summary = json.loads((tmp_path / f"levda-summary-{int(job_id) + 1}.json").read_text())
+    assert summary["processes"] == 2 and summary["resumed_after"] == stopped_at
+    assert xr.open_zarr(tmp_path / "an.zarr").sizes["window"] == 60

@@ -97,6 +97,8 @@ def _assimilate(observations, out, model, checkpoint, config, truth, truth_traje
 
         configure_jax(cfg.output.precision)
         parallel = par.start(devices, distributed, coordinator, num_processes, process_id)
+        if distributed:  # jax.distributed installs a SIGTERM handler of its own (preemption): levda's again
+            stop_requested.install()
         if not parallel.writer:  # one voice per job: process 0 reports; the others only fail loudly
             quiet, json = True, False
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
