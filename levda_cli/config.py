@@ -140,6 +140,10 @@ class SolverConfig(_Strict):
     block_size: int = Field(0, ge=0, le=2**24, description="observations per linearisation block "
                             "(memory grows with it, not with the observation count); 0: sized for the "
                             "model and the backend")
+    split_min_observations: int = Field(1024, ge=0, description="with several devices (--devices, --distributed), "
+                                        "a window is split over them only when each device gets at least this many "
+                                        "observations (smaller windows run whole on every device: no collectives); "
+                                        "0: always split")
     rotate: bool = False
     require_convergence: bool = Field(False, description="stop with exit 7 at a window whose minimiser ends "
                                       "without meeting the tolerance (default: count, flag and warn)")
@@ -471,6 +475,7 @@ def window_setup(cfg: AssimilateConfig, spec, mesh=None):
         search_low=jnp.asarray([spec.prior[n][0] for n in est]) if cfg.model.latent and est else None,
         search_high=jnp.asarray([spec.prior[n][1] for n in est]) if cfg.model.latent and est else None,
         mesh=mesh,
+        split_min_observations=cfg.solver.split_min_observations,
     )
 
 

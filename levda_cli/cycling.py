@@ -305,7 +305,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         np_dtype = np.float64
         n_truth = sum(int(np.prod([len(spec.grid[d]) for d in spec.grid_dims])) for _ in spec.fields)
         no_truth = np.full(n_truth, np.nan, np_dtype)
-        timing = {"compile_seconds": 0.0, "analysis_seconds": 0.0}
+        timing = {"compile_seconds": 0.0, "analysis_seconds": 0.0, "windows_split": 0}
 
         def dispatch(n_done, k, background):
             """Start window k on the device; -> what finish needs."""
@@ -320,6 +320,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             # Padding depends on this window alone, so a run split anywhere computes the same numbers.
             # (each padded time costs a partial model step per direction: pad times from 1)
             n, n_pad, t_pad = len(sel), _bucket(len(sel)), _bucket(len(times), 1)
+            if setup.mesh is not None and n_pad >= parallel.devices * max(cfg.solver.split_min_observations, 1):
+                timing["windows_split"] += 1  # as core.sharding.for_observations decides in the compiled step
 
             def padded(values, size, fill=0, dtype=np_dtype):
                 out = np.full((size, *values.shape[1:]), fill, dtype)
@@ -482,6 +484,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                                              if counts[i].sum() > 0} for name, counts in ranks.items()}
         summary["devices"] = parallel.devices
         summary["processes"] = parallel.process_count
+        summary["windows_split"] = timing["windows_split"]
         summary["compile_seconds"] = round(timing["compile_seconds"], 3)
         summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
         for key, what, where in (

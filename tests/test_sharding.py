@@ -3,8 +3,9 @@
 - core: the blocked observation term and the ensemble forecast on a mesh of 4 forced host devices
   equal the single-device ones to 1e-12 (relative) for every model, with an observation count the
   device count does not divide (masked padding);
-- CLI: the Lorenz-96 sample on 4 forced devices gives the 1-device store to 1e-10 (200 windows:
-  rounding of the reordered sums, carried through the cycle; measured 7e-14 relative);
+- CLI: the Lorenz-96 sample on 4 forced devices, its windows split, gives the 1-device store to 1e-10
+  (200 windows: rounding of the reordered sums, carried through the cycle; measured 7e-14 relative);
+  by default such small windows are not split and give the same bits, as does ``--devices 1``;
 - two processes on localhost (``jax.distributed``, Gloo collectives) give the one-process store; only
   process 0 writes (process 1 runs in another folder with the same relative --out, which stays
   empty) and only it prints the JSON summary;
@@ -34,6 +35,7 @@ SAMPLE = REPO / "sample_data"
 CONFIGS = REPO / "configs"
 FORCE4 = "--xla_force_host_platform_device_count=4"
 L96 = [SAMPLE / "lorenz96_obs.csv", "--config", CONFIGS / "lorenz96.toml", "--truth", SAMPLE / "lorenz96_truth.zarr"]
+SPLIT = ["--set", "solver.split_min_observations=0"]  # split even the sample's 40-observation windows
 
 
 def _env4(env):
@@ -102,14 +104,20 @@ def _same_store(a: Path, b: Path, tol: float):
 
 def test_four_devices_give_the_one_device_store(one_device_store, tmp_path, cli_env, strict_summary):
     ref, ref_summary = one_device_store
-    proc = levda("assimilate", *L96, "--out", tmp_path / "four.zarr", "--json", "-q", env=_env4(cli_env),
+    proc = levda("assimilate", *L96, *SPLIT, "--out", tmp_path / "four.zarr", "--json", "-q", env=_env4(cli_env),
                  cwd=tmp_path)
     summary = strict_summary(proc.stdout, "assimilate")
     assert summary["devices"] == 4 and summary["processes"] == 1 and ref_summary["devices"] == 1
+    assert summary["windows_split"] == 200 and ref_summary["windows_split"] == 0
     _same_store(ref, tmp_path / "four.zarr", 1e-10)
-    # --devices 1 on the same 4-device process: today's single-device program, the same bits
-    levda("assimilate", *L96, "--out", tmp_path / "one.zarr", "--devices", "1", "-q", env=_env4(cli_env), cwd=tmp_path)
-    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "one.zarr").analysis.values, xr.open_zarr(ref).analysis.values)
+    # by default such small windows are not split (no collectives): every device computes the whole
+    # window, the same bits as one device; and --devices 1 is today's single-device program
+    for name, extra in (("default", []), ("one", ["--devices", "1"])):
+        proc = levda("assimilate", *L96, *extra, "--out", tmp_path / f"{name}.zarr", "--json", "-q",
+                     env=_env4(cli_env), cwd=tmp_path)
+        assert json.loads(proc.stdout)["windows_split"] == 0
+        np.testing.assert_array_equal(xr.open_zarr(tmp_path / f"{name}.zarr").analysis.values,
+                                      xr.open_zarr(ref).analysis.values)
 
 
 def _port() -> int:
@@ -131,11 +139,12 @@ def test_two_processes_give_the_one_process_store(one_device_store, tmp_path, cl
     cwds = [tmp_path / "p0", tmp_path / "p1"]
     for c in cwds:
         c.mkdir()
-    procs = _launch([*L96, "--out", "run.zarr", "--json", "-q"], cwds, cli_env)
+    procs = _launch([*L96, *SPLIT, "--out", "run.zarr", "--json", "-q"], cwds, cli_env)
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
     summary = strict_summary(outs[0][0], "assimilate")
     assert summary["processes"] == 2 and summary["devices"] == 2 and summary["windows_in_store"] == 200
+    assert summary["windows_split"] == 200
     assert outs[1][0] == ""  # one voice per job, and no collective library's chatter on stdout
     assert list(cwds[1].iterdir()) == []  # process 1 never touched a store or a lock
     _same_store(ref, cwds[0] / "run.zarr", 1e-10)

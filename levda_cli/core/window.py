@@ -54,6 +54,8 @@ class WindowSetup(eqx.Module):
     compute: str = eqx.field(static=True, default="float64")  # the model and decoder's precision
     # the devices the observations and members are split over (``core.sharding``); None: one device
     mesh: object = eqx.field(static=True, default=None)
+    # observations per device below which a window is not split (run whole on every device: no collectives)
+    split_min_observations: int = eqx.field(static=True, default=0)
 
     def __check_init__(self):
         if self.compute not in ("float64", "float32"):
@@ -115,12 +117,15 @@ def propagate(problem: Problem, ensemble: Float[Array, "n_ens n_ctrl"], n_steps:
     return sharding.over_members(mesh, lambda p, v: forecast(p, v, n_steps), ensemble, problem, member_axis_out=1)
 
 
-def forecast_ensemble(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int) -> Array:
-    """``propagate`` in the setup's compute precision, returned in the ensemble's."""
+def forecast_ensemble(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"], n_steps: int,
+                      observations_split: bool = False) -> Array:
+    """``propagate`` in the setup's compute precision, returned in the ensemble's; on the setup's mesh,
+    the members split as ``sharding.for_members`` decides."""
+    mesh = sharding.for_members(setup.mesh, ensemble.shape, observations_split)
     if setup.compute == "float64":
-        return propagate(setup.problem, ensemble, n_steps, setup.mesh)
+        return propagate(setup.problem, ensemble, n_steps, mesh)
     low = jnp.dtype(setup.compute)
-    return propagate(in_precision(setup.problem, low), ensemble.astype(low), n_steps, setup.mesh).astype(ensemble.dtype)
+    return propagate(in_precision(setup.problem, low), ensemble.astype(low), n_steps, mesh).astype(ensemble.dtype)
 
 
 def advance_windows(setup: WindowSetup, ensemble: Float[Array, "n_ens n_ctrl"],
@@ -196,7 +201,8 @@ def analyse_window(
     X = (prior - v_bar).T / jnp.sqrt(n_ens - 1.0)
 
     safe_error = jnp.where(obs.mask, obs.error, 1.0)
-    term = ObservationTerm.build(problem, obs, setup.n_window, setup.block, setup.compute, setup.mesh)
+    term = ObservationTerm.build(problem, obs, setup.n_window, setup.block, setup.compute,
+                                 sharding.for_observations(setup.mesh, obs.value.shape[0], setup.split_min_observations))
     prior_term = setup.prior.for_ensemble(n_ens, background.shape[1])
     hofx_b = term.predict(v_bar)
     # the background members in observation space (rank histogram, innovation ratio, search), once
@@ -228,7 +234,7 @@ def analyse_window(
     for i, strategy in enumerate(setup.inflation):
         analysis = strategy.after(prior, analysis, keys[len(setup.inflation) + i])
 
-    traj = forecast_ensemble(setup, analysis, setup.n_window)
+    traj = forecast_ensemble(setup, analysis, setup.n_window, term.mesh is not None)
     hofx_a = obs.value - minimum.d * safe_error  # h(v_bar + X w*), recovered from the residual
     hofx_a = jnp.where(obs.mask, hofx_a, 0.0)
     d0 = jnp.where(obs.mask, (obs.value - hofx_b) / safe_error, 0.0)
