@@ -47,25 +47,12 @@ def _case(n_devices: int, n_obs: int, n_ens: int, repeats: int) -> dict:
     import numpy as np
 
     from levda_cli.config import default_block
-    from levda_cli.core import Problem, WindowObs
     from levda_cli.core.linearise import ObservationTerm
     from levda_cli.core.sharding import make_mesh
-    from levda_cli.models import surrogate_spec
+    from scale import tsunami_window
 
-    rng = np.random.default_rng(0)
-    spec, _ = surrogate_spec(REPO / "sample_data" / "surrogates" / "tsunami.ckpt")
-    dyn = spec.dynamics
-    problem = Problem(dyn, jnp.array([5e5, 5e5]), (0, 1))
-    n_steps = 4
-    mu = jnp.asarray(np.stack([rng.uniform(3e5, 7e5, n_ens), rng.uniform(3e5, 7e5, n_ens)], 1))
-    z = jax.vmap(lambda m: dyn.latent_trajectory(m, jnp.array([1200.0]), 4)[0])(mu)
-    ens = jnp.concatenate([z, mu], axis=1)
-    times = np.sort(rng.choice(np.arange(1, int(n_steps * dyn.dt) + 1), 20, replace=False)).astype(float)
-    obs = WindowObs(times=jnp.asarray(times), time_index=jnp.asarray(rng.integers(0, 20, n_obs), jnp.int32),
-                    coords=jnp.asarray(rng.uniform(1e4, 9.9e5, (n_obs, 2))),
-                    field=jnp.asarray(rng.integers(0, 3, n_obs), jnp.int32),
-                    value=jnp.asarray(rng.normal(0, 0.1, n_obs)), error=jnp.full(n_obs, 0.05),
-                    mask=jnp.ones(n_obs, bool))
+    problem, obs, ens, n_steps = tsunami_window("latent", n_obs, n_ens)
+    dyn = problem.dynamics
     v_bar = ens.mean(axis=0)
     X = (ens - v_bar).T / np.sqrt(n_ens - 1.0)
     block = default_block(dyn, min(n_ens, X.shape[0]))

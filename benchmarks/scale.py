@@ -38,17 +38,16 @@ RESULTS = Path(__file__).parent / "results"
 
 # -- part 1: one window's observation term --------------------------------------------------------
 
-def _linearisation_case(mode: str, n_obs: int, n_ens: int, block: int, repeats: int) -> dict:
-    """Runs in a child process: build the case, time an iteration and the floor, report peak RSS."""
+def tsunami_window(mode: str, n_obs: int, n_ens: int):
+    """The benchmark window (also ``devices.py``'s): latent (shipped surrogate, a 20-minute window) or
+    full-state tsunami 150 x 150, an ensemble of ``n_ens`` around a central source, and ``n_obs``
+    observations of the three fields at random places and 20 random whole-second times.
+    -> (problem, obs, ens, n_steps); float64 must be on."""
     import jax
-
-    jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     import numpy as np
 
-    from levda_cli.config import default_block
     from levda_cli.core import Problem, WindowObs
-    from levda_cli.core.linearise import ObservationTerm
     from levda_cli.models import model_spec, surrogate_spec
 
     rng = np.random.default_rng(0)
@@ -78,6 +77,22 @@ def _linearisation_case(mode: str, n_obs: int, n_ens: int, block: int, repeats: 
                     field=jnp.asarray(rng.integers(0, 3, n_obs), jnp.int32),
                     value=jnp.asarray(rng.normal(0, 0.1, n_obs)), error=jnp.full(n_obs, 0.05),
                     mask=jnp.ones(n_obs, bool))
+    return problem, obs, ens, n_steps
+
+
+def _linearisation_case(mode: str, n_obs: int, n_ens: int, block: int, repeats: int) -> dict:
+    """Runs in a child process: build the case, time an iteration and the floor, report peak RSS."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    from levda_cli.config import default_block
+    from levda_cli.core.linearise import ObservationTerm
+
+    problem, obs, ens, n_steps = tsunami_window(mode, n_obs, n_ens)
+    dyn = problem.dynamics
     v_bar = ens.mean(axis=0)
     X = (ens - v_bar).T / np.sqrt(n_ens - 1.0)
     n_ctrl = X.shape[0]

@@ -186,6 +186,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
     import jax.numpy as jnp
 
     from levda_cli.core import WindowObs
+    from levda_cli.core.sharding import for_observations
     setup = window_setup(cfg, spec, parallel.mesh)
     values, est, prior_mean, prior_std, _ = parameter_setup(cfg, spec.params, spec.prior)
     n_ens, n_state = cfg.ensemble.size, spec.dynamics.n_state
@@ -320,8 +321,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             # Padding depends on this window alone, so a run split anywhere computes the same numbers.
             # (each padded time costs a partial model step per direction: pad times from 1)
             n, n_pad, t_pad = len(sel), _bucket(len(sel)), _bucket(len(times), 1)
-            if setup.mesh is not None and n_pad >= parallel.devices * max(cfg.solver.split_min_observations, 1):
-                timing["windows_split"] += 1  # as core.sharding.for_observations decides in the compiled step
+            if for_observations(setup.mesh, n_pad, setup.split_min_observations) is not None:
+                timing["windows_split"] += 1  # the compiled step's own rule, on the same padded size
 
             def padded(values, size, fill=0, dtype=np_dtype):
                 out = np.full((size, *values.shape[1:]), fill, dtype)

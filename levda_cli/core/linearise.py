@@ -131,17 +131,13 @@ class ObservationTerm(eqx.Module):
 
     def _map_observations(self, local, replicated, per_obs_out):
         """``local(term, *replicated, per_obs)`` over the observations: on one device directly (``term`` is
-        this term); on a mesh, each device on its share (``sharding.over_observations``), with the term's
-        arrays passed in as replicated arguments (an array closed over from outside ``shard_map`` keeps
-        its global sharding and clashes with indexing inside). Per-observation outputs come back without
-        the padding ``build`` added."""
+        this term); on a mesh, each device on its share (``sharding.over_observations``). Per-observation
+        outputs come back without the padding ``build`` added."""
         per_obs = _per_observation(self.obs, self.geometry)
         if self.mesh is None:
             out = local(self, *replicated, per_obs)
         else:
-            arrays, static = eqx.partition(self, eqx.is_array)
-            out = sharding.over_observations(self.mesh, lambda a, *rest: local(eqx.combine(a, static), *rest),
-                                             (arrays, *replicated), per_obs, per_obs_out)
+            out = sharding.over_observations(self.mesh, local, self, replicated, per_obs, per_obs_out)
         return tuple(o[: self.n_obs] if per else o for o, per in zip(out, per_obs_out))
 
     def predict(self, v: Float[Array, " n_ctrl"]) -> Float[Array, " n_obs"]:

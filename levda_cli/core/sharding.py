@@ -81,37 +81,39 @@ def pad_observations(obs, n_devices: int):
                      mask=grow(obs.mask, False))
 
 
-def over_observations(mesh: Mesh, local, replicated_args: tuple, per_obs, per_obs_out: tuple[bool, ...]):
-    """``local(*replicated_args, per_obs_share)`` on every device of ``mesh``, each with its share of
-    ``per_obs`` (arrays with the observations on axis 0); outputs flagged in ``per_obs_out`` are
+def _shard_map(mesh: Mesh, fn, model, args: tuple, in_specs: tuple, out_specs):
+    """``fn(model, *args)`` under ``jax.shard_map``. The model's arrays go in as a replicated argument:
+    an array closed over from outside keeps its global sharding and clashes with indexing inside.
+    check_vma off: scan carries start replicated (zeros) and become per-device; psum makes them whole."""
+    import equinox as eqx
+
+    arrays, static = eqx.partition(model, eqx.is_array)
+    return jax.shard_map(lambda a, *rest: fn(eqx.combine(a, static), *rest), mesh=mesh,
+                         in_specs=(PartitionSpec(), *in_specs), out_specs=out_specs, check_vma=False)(arrays, *args)
+
+
+def over_observations(mesh: Mesh, local, model, replicated_args: tuple, per_obs, per_obs_out: tuple[bool, ...]):
+    """``local(model, *replicated_args, per_obs_share)`` on every device of ``mesh``, each with its share
+    of ``per_obs`` (arrays with the observations on axis 0); outputs flagged in ``per_obs_out`` are
     per-observation (concatenated over the devices), the others must be the same on every device
     (``local`` reduces them with ``psum`` over ``AXIS``)."""
     spec = PartitionSpec(AXIS)
     out_specs = tuple(spec if per else PartitionSpec() for per in per_obs_out)
     in_specs = (*(PartitionSpec() for _ in replicated_args), spec)
-    # check_vma off: the scan carries start replicated (zeros) and become per-device; psum makes them whole
-    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=out_specs,
-                         check_vma=False)(*replicated_args, per_obs)
+    return _shard_map(mesh, local, model, (*replicated_args, per_obs), in_specs, out_specs)
 
 
 def over_members(mesh: Mesh | None, forecast_one, ensemble, model, *, member_axis_out: int = 0):
-    """``jax.vmap(lambda v: forecast_one(model, v))(ensemble)`` with the members split over the devices of
-    ``mesh`` when their number divides the ensemble size; ``member_axis_out`` is where the member axis
-    is in the output. ``model`` (a pytree: the problem) goes in as a replicated argument, not closed over."""
-    import equinox as eqx
-
-    n_dev = size(mesh)
-    if n_dev == 1 or ensemble.shape[0] % n_dev:
-        return jax.vmap(lambda v: forecast_one(model, v), out_axes=member_axis_out)(ensemble)
-    arrays, static = eqx.partition(model, eqx.is_array)
-
-    def run(arrays, ens):
-        m = eqx.combine(arrays, static)
+    """``jax.vmap(lambda v: forecast_one(model, v))(ensemble)``, on a mesh (``for_members`` decides
+    whether) with the members split over its devices; ``member_axis_out`` is where the member axis is
+    in the output."""
+    def run(m, ens):
         return jax.vmap(lambda v: forecast_one(m, v), out_axes=member_axis_out)(ens)
 
-    out_spec = PartitionSpec(*([None] * member_axis_out), AXIS)
-    return jax.shard_map(run, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(AXIS)), out_specs=out_spec,
-                         check_vma=False)(arrays, ensemble)
+    if size(mesh) == 1:
+        return run(model, ensemble)
+    return _shard_map(mesh, run, model, (ensemble,), (PartitionSpec(AXIS),),
+                      PartitionSpec(*([None] * member_axis_out), AXIS))
 
 
 def to_global(x, sharding: NamedSharding):
