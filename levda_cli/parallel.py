@@ -74,11 +74,42 @@ def _stdout_for_results_only() -> None:
     sys.stdout = os.fdopen(kept, "w", buffering=1, encoding="utf-8")
 
 
+def _join(coordinator, num_processes, process_id, join_seconds: float, heartbeat_seconds: int) -> None:
+    """``jax.distributed.initialize``, given up after ``join_seconds`` with levda's message and exit 8:
+    when a peer never comes, JAX's C++ client would abort the process (134) with its own log line."""
+    import os
+    import sys
+    import threading
+
+    import jax
+
+    def give_up():
+        sys.stderr.write(f"distributed run error: process {process_id if process_id is not None else '?'}: the job's "
+                         f"{num_processes or 'other'} processes did not all join within {join_seconds:g} s (coordinator "
+                         f"{coordinator or 'from the cluster environment'}); nothing was written. Check that every "
+                         "process was started with the same --coordinator and --num-processes, or raise "
+                         "--join-timeout\n")
+        sys.stderr.flush()
+        os._exit(8)
+
+    timer = threading.Timer(join_seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        # SLURM, Open MPI and cloud clusters are detected by JAX when the three are not given; JAX's own
+        # deadline is set past levda's so that levda's message comes first
+        jax.distributed.initialize(coordinator, num_processes, process_id,
+                                   heartbeat_timeout_seconds=heartbeat_seconds,
+                                   initialization_timeout=int(join_seconds) + 60)
+    finally:
+        timer.cancel()
+
+
 def start(devices: int | None = None, distributed: bool = False, coordinator: str | None = None,
           num_processes: int | None = None, process_id: int | None = None,
-          heartbeat_seconds: int = 60) -> Parallel:
-    """Join the distributed runtime (``distributed``) and build the mesh: ``devices`` per process
-    (default every local device). Call before anything else touches JAX."""
+          heartbeat_seconds: int = 60, join_seconds: float = 120.0) -> Parallel:
+    """Join the distributed runtime (``distributed``; every process within ``join_seconds``) and build
+    the mesh: ``devices`` per process (default every local device). Call before anything else touches JAX."""
     import jax
 
     from levda_cli.core.sharding import make_mesh
@@ -88,10 +119,7 @@ def start(devices: int | None = None, distributed: bool = False, coordinator: st
     if distributed:
         _stdout_for_results_only()
         try:
-            # SLURM, Open MPI and cloud TPU/GPU clusters are detected by JAX when the three are not given
-            jax.distributed.initialize(coordinator, num_processes, process_id,
-                                       heartbeat_timeout_seconds=heartbeat_seconds,
-                                       initialization_timeout=max(heartbeat_seconds, 60))
+            _join(coordinator, num_processes, process_id, join_seconds, heartbeat_seconds)
         except (ValueError, RuntimeError) as err:
             raise ParallelError(
                 f"could not join the distributed run (coordinator {coordinator or 'from the cluster environment'}, "

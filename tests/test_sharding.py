@@ -10,7 +10,8 @@
   process 0 writes (process 1 runs in another folder with the same relative --out, which stays
   empty) and only it prints the JSON summary;
 - a process killed mid-run ends the other with exit 8 and a store of whole windows that a plain run
-  resumes; a locked store ends both processes with exit 6; bad --devices / options exit 2.
+  resumes; a peer that never joins ends the other with exit 8 (--join-timeout); a locked store ends both
+  processes with exit 6; bad --devices / options exit 2.
 """
 
 from __future__ import annotations
@@ -193,3 +194,12 @@ def test_bad_parallel_options(tmp_path, cli_env, args, message):
     assert message in " ".join(proc.stderr.split())
     assert not (tmp_path / "x.zarr").exists()
 
+
+
+def test_a_peer_that_never_joins_ends_with_exit_8(tmp_path, cli_env):
+    proc = levda("assimilate", *L96, "--out", "run.zarr", "--distributed", "--coordinator", f"localhost:{_port()}",
+                 "--num-processes", "2", "--process-id", "0", "--join-timeout", "5", env=cli_env, cwd=tmp_path,
+                 check=False)
+    assert proc.returncode == 8, proc.stderr[-2000:]
+    assert "did not all join within 5 s" in " ".join(proc.stderr.split())
+    assert not (tmp_path / "run.zarr").exists()

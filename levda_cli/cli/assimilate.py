@@ -53,6 +53,8 @@ def assimilate(
     coordinator: str = typer.Option(None, "--coordinator", help="--distributed: process 0's HOST:PORT."),
     num_processes: int = typer.Option(None, "--num-processes", min=1, help="--distributed: processes in the job."),
     process_id: int = typer.Option(None, "--process-id", min=0, help="--distributed: this process's index."),
+    join_timeout: float = typer.Option(120.0, "--join-timeout", min=1.0, help="--distributed: seconds for every "
+                                       "process to join; then exit 8."),
     json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout (humans read stderr)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
@@ -60,7 +62,7 @@ def assimilate(
     try:
         _assimilate(observations, out, model, checkpoint, config, truth, truth_trajectory, trusted_sha256,
                     ensemble_size, window_length, window_shift, inflation, seed, initial_ensemble, overrides, devices,
-                    distributed, coordinator, num_processes, process_id, json, quiet)
+                    distributed, coordinator, num_processes, process_id, join_timeout, json, quiet)
     except typer.Exit as stop:
         if distributed and stop.exit_code:
             # leave at once with this code: JAX's exit handler would wait at a shutdown barrier for peers that
@@ -73,7 +75,7 @@ def assimilate(
 
 def _assimilate(observations, out, model, checkpoint, config, truth, truth_trajectory, trusted_sha256, ensemble_size,
                 window_length, window_shift, inflation, seed, initial_ensemble, overrides, devices, distributed,
-                coordinator, num_processes, process_id, json, quiet) -> None:
+                coordinator, num_processes, process_id, join_timeout, json, quiet) -> None:
     with reporting():
         from levda_cli.config import AssimilateConfig, load_config
 
@@ -96,7 +98,7 @@ def _assimilate(observations, out, model, checkpoint, config, truth, truth_traje
         from levda_cli.jaxsetup import configure_jax
 
         configure_jax(cfg.output.precision)
-        parallel = par.start(devices, distributed, coordinator, num_processes, process_id)
+        parallel = par.start(devices, distributed, coordinator, num_processes, process_id, join_seconds=join_timeout)
         if distributed:  # jax.distributed installs a SIGTERM handler of its own (preemption): levda's again
             stop_requested.install()
         if not parallel.writer:  # one voice per job: process 0 reports; the others only fail loudly
