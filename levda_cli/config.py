@@ -247,6 +247,9 @@ class SimulateConfig(_Strict):
         "the default parameters), so a trajectory is a function of its parameters, as a surrogate that starts "
         "from z = 0 assumes; false: a random state per trajectory, spun up with its own parameters")
     split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train, validation, test fractions")
+    field_precision: Literal["float64", "float32"] = Field("float64", description="the stored fields' type (float32 "
+                                                           "halves a training store; the exact restart states stay "
+                                                           "float64)")
     seed: int = 0
 
     @field_validator("split")
@@ -490,6 +493,9 @@ class SurrogateConfig(_Strict):
     n_fourier: int = Field(32, ge=0, description="Fourier features of the coordinates")
     fourier_scale: float = Field(2.0, gt=0, description="std of the random frequencies (cycles per domain)")
     steps_per_interval: int = Field(2, ge=1, description="latent RK4 steps per output interval of the data")
+    forcing: bool = Field(True, description="a benchmark whose forcing moves with time (the sphere's sun: a day "
+                          "and a year): the dynamics and decoder take its phases, the state a clock (false: an "
+                          "autonomous surrogate)")
 
 
 class TrainConfig(_Strict):
@@ -503,5 +509,9 @@ class TrainConfig(_Strict):
     final_learning_rate: float = Field(3e-5, gt=0)
     warmup_epochs: int = Field(3, ge=0)
     validation_points: int = Field(2048, ge=1, description="points per frame for the validation error")
+    points_in_memory: int = Field(4096, ge=1, description="grid points per frame and training trajectory held in "
+                                  "memory, drawn afresh from the store every refresh_epochs epochs: memory bounded "
+                                  "by this, not by the grid (a grid with at most this many points is held whole)")
+    refresh_epochs: int = Field(50, ge=1, description="epochs between fresh draws of the points held in memory")
     save_every: int = Field(5, ge=1, description="epochs between saves of the resumable training state")
     seed: int = 0

@@ -43,6 +43,7 @@ class ModelSpec:
     duration: float  # default stored duration
     unit_seconds: float  # seconds per model time unit
     units: dict[str, str]
+    forcing_periods: tuple[float, ...] = ()  # periods (model time) of a forcing that moves with time
 
     def grid_points(self) -> np.ndarray:
         """``(n_point, n_coord)``: every grid point, in the order stored fields flatten."""
@@ -144,7 +145,7 @@ def sphere_spec(size: int | None, dt: float | None) -> ModelSpec:
     import jax.numpy as jnp
 
     name = "sphere"
-    from levda_cli.physics.sphere import COORDS, FIELDS, Sphere, require_dinosaur
+    from levda_cli.physics.sphere import COORDS, FIELDS, HOURS_PER_DAY, HOURS_PER_YEAR, Sphere, require_dinosaur
 
     try:
         require_dinosaur()
@@ -175,6 +176,7 @@ def sphere_spec(size: int | None, dt: float | None) -> ModelSpec:
         spinup=120.0, interval=6.0, duration=240.0, unit_seconds=3600.0,
         units={"h": "m", "u": "m s-1", "v": "m s-1", "lon": "degrees_east", "lat": "degrees_north",
                "amplitude": "m", "width": "degree"},
+        forcing_periods=(HOURS_PER_DAY, HOURS_PER_YEAR),  # the forcing's longitude and latitude cycles
     )
 
 
@@ -204,6 +206,8 @@ def surrogate_spec(path, latent_noise: float = 0.0, warn=None, trusted_sha256: s
         return {f: values[:, i].reshape(shape) for i, f in enumerate(fields)}
 
     n = model.n_state
+    # noise on z only: a forced surrogate's clock (its last entry) starts at 0 in every member
+    noise_mask = jnp.arange(n) < model.n_latent
     spec = ModelSpec(
         name=f"surrogate:{header['benchmark']}", size=n, dynamics=model, fields=fields, coords=coords,
         domain={c["name"]: (c["low"], c["high"]) for c in header["coordinates"]},
@@ -212,7 +216,7 @@ def surrogate_spec(path, latent_noise: float = 0.0, warn=None, trusted_sha256: s
         prior={p["name"]: (p["low"], p["high"]) for p in header["parameters"]},
         grid_dims=grid_dims, grid=grid, to_fields=to_fields, restart_vars={}, to_restart=lambda x: {},
         from_frame=lambda f: None,
-        initial_state=lambda mu, key, scale: latent_noise * jax.random.normal(key, (n,), jnp.float64),
+        initial_state=lambda mu, key, scale: latent_noise * noise_mask * jax.random.normal(key, (n,), jnp.float64),
         spinup=0.0, interval=header["time"]["frame_interval"], duration=header["time"]["last_frame"],
         unit_seconds=header["time"]["unit_seconds"],
         units={**dict(zip(fields, header["field_units"])), **{c["name"]: c["units"] for c in header["coordinates"]},

@@ -109,7 +109,7 @@ def simulate(cfg: SimulateConfig, out: Path, overwrite: bool = False, command: s
     }
     attrs = {
         "benchmark": spec.name, "epoch": cfg.time.epoch.isoformat(), "time_unit_seconds": unit,
-        "dt": dyn.dt, "size": spec.size,
+        "dt": dyn.dt, "size": spec.size, "first_frame_model_clock": float(spinup),
         "fields": dumps_attr(list(spec.fields)), "parameters": dumps_attr(list(spec.params)),
         "config": dumps_attr(resolved(cfg)), "command": command, "Conventions": "CF-1.8",
     }
@@ -120,7 +120,8 @@ def simulate(cfg: SimulateConfig, out: Path, overwrite: bool = False, command: s
             seeds = jnp.zeros_like(jnp.asarray(idx)) if cfg.shared_initial_state else jnp.asarray(idx)
             keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(seeds)
             fields, restart = jax.tree.map(np.asarray, run(jnp.asarray(mu_all[idx]), keys))
-            data = {f: (("trajectory", "time", *spec.grid_dims), fields[f], {"units": spec.units.get(f, "1")})
+            data = {f: (("trajectory", "time", *spec.grid_dims), fields[f].astype(cfg.field_precision),
+                        {"units": spec.units.get(f, "1")})
                     for f in spec.fields}
             data.update({r: (("trajectory", "time", *dims), restart[r], {"long_name": f"{r} (exact restart state)"})
                          for r, dims in spec.restart_vars.items()})

@@ -220,10 +220,11 @@ def test_training_reduces_validation_error_and_resumes_identically(tmp_path):
     # the trained surrogate's own error, per field and frame, in the header (format version 3)
     header = load_checkpoint(tmp_path / "a.ckpt")[1]
     err = header["surrogate_error"]
-    assert header["format_version"] == 3 and err["source"] == "validation" and len(err["rmse_by_frame"]["x"]) == 11
+    assert header["format_version"] == 4 and err["source"] == "validation" and len(err["rmse_by_frame"]["x"]) == 11
     np.testing.assert_allclose(err["rmse"]["x"], np.sqrt(np.mean(np.square(err["rmse_by_frame"]["x"]))), rtol=1e-6)
     result = evaluate(tmp_path / "a.ckpt", store, "test")
     assert set(result["rel_l2"]) == {"x"} and len(result["rel_l2_by_lead_time"]["x"]) == 11
+    assert set(result["rel_l2_anomaly"]) == {"x"} and result["rel_l2_anomaly"]["x"] >= result["rel_l2"]["x"] > 0
     assert summary["parameters"] > 0
 
 
@@ -254,3 +255,116 @@ def test_shipped_checkpoints_verify_and_evaluate(ckpt, tmp_path, cli_env):
     result = json.loads(proc.stdout)
     assert set(result["rel_l2"]) == set(header["fields"]) and (tmp_path / "e.png").stat().st_size > 1000
     assert all(v < 0.5 for v in result["rel_l2"].values())  # early lead times of unseen trajectories
+
+
+def test_training_holds_a_bounded_draw_of_points_and_resumes_identically(tmp_path):
+    """A grid larger than points_in_memory: each draw keeps that many points per frame and trajectory,
+    read one chunk of trajectories at a time (float32 fields on disk), redrawn every refresh_epochs;
+    a run stopped between draws and resumed gives the uninterrupted run's checkpoint."""
+    from levda_cli.synthetic import simulate
+    from levda_cli.training import TrainingData, train
+
+    store = tmp_path / "l.zarr"
+    simulate(SimulateConfig.model_validate({"model": {"name": "lorenz96", "size": 12}, "trajectories": 10, "batch": 3,
+                                            "duration": 0.5, "interval": 0.05, "spinup": 0.0,
+                                            "parameters": {"F": {"range": [0.5, 1.5]}}, "split": [0.6, 0.2, 0.2],
+                                            "field_precision": "float32"}), store)
+    data = TrainingData(store)
+    assert data.ds["x"].dtype == np.float32 and data.ds["x"].chunks[0][0] == 3
+    idx = data.indices("train")
+    whole = data.read(idx)
+    assert whole.shape == (6, 11, 12, 1) and whole.dtype == np.float32
+    np.testing.assert_array_equal(data.read(idx, lambda v: v[:, :, [1, 5]]), whole[:, :, [1, 5]])
+    cfg = TrainConfig.model_validate({"epochs": 30, "batch_trajectories": 3, "points_per_frame": 2,
+                                      "points_in_memory": 4, "refresh_epochs": 7, "learning_rate": 1e-2,
+                                      "save_every": 5, "validation_points": 12,
+                                      "surrogate": {"n_latent": 4, "dynamics_width": 16, "decoder_width": 16,
+                                                    "decoder_depth": 1, "n_fourier": 4}})
+    seen = []
+    summary = train(cfg, store, tmp_path / "a.ckpt", progress=lambda e, n, row: seen.append(row))
+    assert summary["points_in_memory"] == 4 and summary["read_seconds"] >= 0
+    assert seen[-1]["validation_rel_l2"]["x"] < 0.8 * seen[0]["validation_rel_l2"]["x"]
+    calls = []
+    with pytest.raises(Exception, match="stopped after epoch 15"):  # saved at 15: resumes inside draw 2
+        train(cfg, store, tmp_path / "b.ckpt", stop=lambda: len(calls) >= 15,
+              progress=lambda e, n, row: calls.append(e))
+    train(cfg, store, tmp_path / "b.ckpt")
+    a, b = load_checkpoint(tmp_path / "a.ckpt"), load_checkpoint(tmp_path / "b.ckpt")
+    np.testing.assert_allclose(np.asarray(a[0].decoder_net.out.weight), np.asarray(b[0].decoder_net.out.weight),
+                               rtol=1e-6)
+    assert a[1]["training"]["points_in_memory"] == 4 and a[1]["training"]["points"] == 12
+
+
+def test_forced_surrogate_carries_a_clock_and_round_trips(tmp_path):
+    """Format 4: a surrogate of a flow with a moving forcing takes the forcing's phases and carries a
+    clock (exact: dtau/dt = 1); its gradients match finite differences; save/load keeps it; the
+    assimilation's ensemble never moves the clock (zero anomalies) and a latent cold start starts it at 0."""
+    m = Surrogate.build(n_coord=2, n_field=2, n_param=2, periodic=(False, True), key=jax.random.PRNGKey(1),
+                        coord_low=[0.0, 0.0], coord_high=[1e6, 2 * np.pi], field_mean=[1.0, -2.0],
+                        field_std=[0.5, 3.0], param_low=[0.0, 500.0], param_high=[1.0, 1500.0],
+                        forcing_periods=(0.7, 5.0), forcing_offset=0.3, **HP)
+    assert m.n_state == HP["n_latent"] + 1 and m.n_latent == HP["n_latent"]
+    mu, x = jnp.array([0.4, 900.0]), jnp.array([3e5, 1.2])
+    zs = m.latent_trajectory(mu, jnp.array([0.0, 0.37, 1.37]), 14)
+    np.testing.assert_allclose(zs[:, -1], [0.0, 0.37, 1.37], rtol=1e-12, atol=1e-15)
+    # the phase is an input: the same z one forcing period later decodes the same; half a period later not
+    z = zs[1]
+    period = m.forcing_periods[0] * m.forcing_periods[1] / np.gcd(7, 50) * 10  # 35: a whole number of both
+    np.testing.assert_allclose(m.decode(z.at[-1].add(period), x), m.decode(z, x), rtol=1e-9)
+    assert not np.allclose(m.decode(z.at[-1].add(0.35), x), m.decode(z, x), rtol=1e-3)
+    g = lambda p: m.decode(m.latent_trajectory(p, jnp.array([1.37]), 14)[0], x)  # noqa: E731
+    for t in (jnp.array([1.0, 0.0]), jnp.array([0.0, 100.0])):
+        np.testing.assert_allclose(jax.jvp(g, (mu,), (t,))[1], fd(g, mu, t), rtol=1e-5, atol=1e-8)
+    # the decoder for many observations (prepare/geometry/sample) agrees with decode
+    prepared = m.prepare(zs, mu)
+    np.testing.assert_allclose(m.sample(prepared, mu, 2, m.geometry(x, 1), 1), m.decode(zs[2], x)[1], rtol=1e-12)
+    header = {**_header(), "hyperparameters": {**HP, "forcing_periods": [0.7, 5.0], "forcing_offset": 0.3}}
+    save_checkpoint(tmp_path / "f.ckpt", m, header)
+    loaded, h = load_checkpoint(tmp_path / "f.ckpt", dtype=jnp.float64)
+    assert h["format_version"] == 4 and loaded.forcing_periods == (0.7, 5.0) and loaded.forcing_offset == 0.3
+    np.testing.assert_allclose(loaded.latent_trajectory(mu, jnp.array([1.37]), 14),
+                               m.latent_trajectory(mu, jnp.array([1.37]), 14), rtol=1e-6)
+    bad = {**header, "hyperparameters": {**HP, "forcing_periods": [0.7, -1.0]}}
+    with pytest.raises(CheckpointError, match=r"forcing_periods\[1\]"):
+        save_checkpoint(tmp_path / "g.ckpt", m, bad)
+    from levda_cli.models import surrogate_spec
+
+    spec, _ = surrogate_spec(tmp_path / "f.ckpt", latent_noise=0.5)
+    x0 = spec.initial_state(mu, jax.random.PRNGKey(0), 1.0)
+    assert x0[-1] == 0.0 and np.all(x0[:-1] != 0.0)
+
+
+def test_training_a_forced_surrogate_on_the_sphere_records_its_clock(tmp_path):
+    pytest.importorskip("dinosaur")
+    from levda_cli.synthetic import simulate
+    from levda_cli.training import train
+
+    store = tmp_path / "s.zarr"
+    simulate(SimulateConfig.model_validate({"model": {"name": "sphere"}, "trajectories": 3, "duration": 12.0,
+                                            "interval": 6.0, "spinup": 6.0, "split": [0.4, 0.3, 0.3]}), store)
+    cfg = TrainConfig.model_validate({"epochs": 2, "batch_trajectories": 1, "points_per_frame": 4,
+                                      "validation_points": 8, "points_in_memory": 64,
+                                      "surrogate": {"n_latent": 3, "dynamics_width": 8, "decoder_width": 8,
+                                                    "decoder_depth": 1, "n_fourier": 2, "steps_per_interval": 6}})
+    train(cfg, store, tmp_path / "s.ckpt")
+    model, header = load_checkpoint(tmp_path / "s.ckpt")
+    hp = header["hyperparameters"]
+    # the sun's day and year; the clock's zero is the origin (one frame before the first), 6 h of spin-up later
+    assert hp["forcing_periods"] == [24.0, 8766.0] and hp["forcing_offset"] == pytest.approx(-6.0 + 6.0)
+    assert model.n_state == 4
+    off = TrainConfig.model_validate({**cfg.model_dump(), "surrogate": {**cfg.surrogate.model_dump(), "forcing": False}})
+    train(off, store, tmp_path / "a.ckpt")
+    assert load_checkpoint(tmp_path / "a.ckpt")[0].n_state == 3
+
+
+def test_normalisation_is_accurate_for_large_float32_fields():
+    """Millions of float32 values near 3000 (the sphere's depth): the mean and scale the surrogate is
+    normalised by must be those of the data (a float32 sum was off by 300 m, the scale 20x too large)."""
+    from levda_cli.training import normalisation
+
+    rng = np.random.default_rng(0)
+    values = (3000.0 + 15.0 * rng.standard_normal((2_000_000, 3))).astype(np.float32)  # three fields: strided
+    mean, std = normalisation(values.reshape(50, 40_000, 3))
+    np.testing.assert_allclose(mean, [3000.0] * 3, atol=0.1)
+    np.testing.assert_allclose(std, [15.0] * 3, rtol=1e-2)
+    assert mean.dtype == std.dtype == np.float32

@@ -109,7 +109,9 @@ def evaluate(
         configure_jax("float32")
         result = run(checkpoint, data, split, plot)
         console.print(f"{result['trajectories']} {split} trajectories; relative L2 over the trajectory: "
-                      + ", ".join(f"{f} {v:.2%}" for f, v in result["rel_l2"].items()))
+                      + ", ".join(f"{f} {v:.2%}" for f, v in result["rel_l2"].items())
+                      + "; about each frame's mean: "
+                      + ", ".join(f"{f} {v:.2%}" for f, v in result["rel_l2_anomaly"].items()))
         if plot is not None:
             console.print(f"wrote {plot}")
         if json:

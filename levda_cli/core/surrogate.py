@@ -7,6 +7,12 @@
 - Decoder ``u(x, t) = g(z(t), gamma(x_n))``: Fourier features of the normalised coordinates
   (integer frequencies on periodic axes, so the decoder is periodic there) and a residual MLP,
   returning every field at any coordinate.
+- A forced flow (the sphere's forcing moves with the sun) is not autonomous: with
+  ``forcing_periods`` the state carries a clock ``tau`` (its last entry, time since the origin,
+  ``dtau/dt = 1``), and the dynamics and the decoder also take the forcing's phases
+  ``sin, cos(2 pi (tau + forcing_offset) / P)`` for each period ``P`` (e.g. a day and a year).
+  The clock starts at 0 with ``z``, so ``z(t_origin) = 0`` still starts every trajectory; the
+  members of an ensemble share it (zero anomalies), so assimilation never moves it.
 - Normalisation of coordinates, fields, parameters and time is part of the model, so callers
   use physical units. Normalisation constants and Fourier frequencies are not trained
   (``stop_gradient``).
@@ -82,19 +88,24 @@ class Surrogate(AbstractDynamics):
     n_state: int = eqx.field(static=True)
     dt: float = eqx.field(static=True)
     time_scale: float = eqx.field(static=True)
+    forcing_periods: tuple[float, ...] = eqx.field(static=True, default=())
+    forcing_offset: float = eqx.field(static=True, default=0.0)
 
     @staticmethod
     def build(*, n_latent: int, n_coord: int, n_field: int, n_param: int, dynamics_width: int,
               dynamics_depth: int, decoder_width: int, decoder_depth: int, n_fourier: int, fourier_scale: float,
               periodic: tuple[bool, ...], dt: float, time_scale: float, key: PRNGKeyArray,
               coord_low=None, coord_high=None, field_mean=None, field_std=None, param_low=None,
-              param_high=None) -> Surrogate:
+              param_high=None, forcing_periods: tuple[float, ...] = (), forcing_offset: float = 0.0) -> Surrogate:
         k1, k2, k3 = jax.random.split(key, 3)
+        n_phase = 2 * len(forcing_periods)
         ones = lambda n: jnp.ones(n)  # noqa: E731
         zeros = lambda n: jnp.zeros(n)  # noqa: E731
         return Surrogate(
-            dynamics_net=ResidualMLP(n_latent + n_param, n_latent, dynamics_width, dynamics_depth, k1, out_scale=0.1),
-            decoder_net=ResidualMLP(n_latent + n_coord + 2 * n_fourier, n_field, decoder_width, decoder_depth, k2),
+            dynamics_net=ResidualMLP(n_latent + n_param + n_phase, n_latent, dynamics_width, dynamics_depth, k1,
+                                     out_scale=0.1),
+            decoder_net=ResidualMLP(n_latent + n_phase + n_coord + 2 * n_fourier, n_field, decoder_width,
+                                    decoder_depth, k2),
             features=FourierFeatures(n_coord, n_fourier, fourier_scale, periodic, k3),
             coord_low=zeros(n_coord) if coord_low is None else jnp.asarray(coord_low, float),
             coord_high=ones(n_coord) if coord_high is None else jnp.asarray(coord_high, float),
@@ -102,8 +113,22 @@ class Surrogate(AbstractDynamics):
             field_std=ones(n_field) if field_std is None else jnp.asarray(field_std, float),
             param_low=zeros(n_param) if param_low is None else jnp.asarray(param_low, float),
             param_high=ones(n_param) if param_high is None else jnp.asarray(param_high, float),
-            n_state=n_latent, dt=dt, time_scale=time_scale,
+            n_state=n_latent + (1 if forcing_periods else 0), dt=dt, time_scale=time_scale,
+            forcing_periods=tuple(float(p) for p in forcing_periods), forcing_offset=float(forcing_offset),
         )
+
+    @property
+    def n_latent(self) -> int:
+        """The learned latent size (the state without the clock)."""
+        return self.n_state - (1 if self.forcing_periods else 0)
+
+    def latent_inputs(self, x: Float[Array, " n_state"]) -> Array:
+        """What the decoder and the dynamics read of a state: ``z``, and the forcing's phases at its clock."""
+        if not self.forcing_periods:
+            return x
+        periods = jnp.asarray(self.forcing_periods, x.dtype)
+        angle = 2.0 * jnp.pi * (x[-1] + self.forcing_offset) / periods
+        return jnp.concatenate([x[:-1], jnp.sin(angle), jnp.cos(angle)])
 
     # -- normalisation -------------------------------------------------------------------------
     def normalise_params(self, mu: Float[Array, " n_param"]) -> Array:
@@ -115,15 +140,20 @@ class Surrogate(AbstractDynamics):
         return (x - lo) / (hi - lo)
 
     # -- dynamics ------------------------------------------------------------------------------
-    def tendency(self, z: Float[Array, " n_latent"], mu: Float[Array, " n_param"]) -> Array:
-        return self.dynamics_net(jnp.concatenate([z, self.normalise_params(mu)])) / self.time_scale
+    def tendency(self, z: Float[Array, " n_state"], mu: Float[Array, " n_param"]) -> Array:
+        if not self.forcing_periods:
+            return self.dynamics_net(jnp.concatenate([z, self.normalise_params(mu)])) / self.time_scale
+        inputs = self.latent_inputs(z)
+        dz = self.dynamics_net(jnp.concatenate([inputs[: self.n_latent], self.normalise_params(mu),
+                                                inputs[self.n_latent:]])) / self.time_scale
+        return jnp.concatenate([dz, jnp.ones((1,), z.dtype)])
 
     def step(self, x, mu, dt):
         return rk4(lambda z: self.tendency(z, mu), x, dt)
 
     # -- decoding ------------------------------------------------------------------------------
-    def decode_normalised(self, z: Float[Array, " n_latent"], coords: Float[Array, " n_coord"]) -> Array:
-        return self.decoder_net(jnp.concatenate([z, self.features(self.normalise_coords(coords))]))
+    def decode_normalised(self, z: Float[Array, " n_state"], coords: Float[Array, " n_coord"]) -> Array:
+        return self.decoder_net(jnp.concatenate([self.latent_inputs(z), self.features(self.normalise_coords(coords))]))
 
     def decode(self, z: Float[Array, " n_latent"], coords: Float[Array, " n_coord"]) -> Float[Array, " n_field"]:
         """Every field at one point, in physical units."""
@@ -134,6 +164,9 @@ class Surrogate(AbstractDynamics):
         return self.decode(x, coords)[field]
 
     # The decoder for many observations: the coordinates' Fourier features once per window.
+    def prepare(self, xs, mu):
+        return jax.vmap(self.latent_inputs)(xs)
+
     def geometry(self, coords, field):
         return self.features(self.normalise_coords(coords))
 

@@ -19,7 +19,11 @@ read, with a warning that their header is unverified; ``levda surrogate upgrade`
 in the current version. Version 3 (levda 0.6) adds ``surrogate_error``: the trained surrogate's
 RMSE per field and per output frame on its validation trajectories (physical units), which
 assimilation adds to each observation's error variance; a version-2 checkpoint has none, and its
-per-field validation relative L2 times the field's RMS stands in (``models.surrogate_error``). Every refusal is a ``CheckpointError`` (exit code 4) naming the file and the item.
+per-field validation relative L2 times the field's RMS stands in (``models.surrogate_error``).
+Version 4 (levda 0.9) adds ``hyperparameters.forcing_periods`` and ``forcing_offset``: a surrogate of
+a flow whose forcing moves with time (the sphere) carries a clock in its state and takes the
+forcing's phases (``core.surrogate``); a version 1-3 checkpoint has neither and loads as the
+autonomous surrogate it is. Every refusal is a ``CheckpointError`` (exit code 4) naming the file and the item.
 """
 
 from __future__ import annotations
@@ -39,8 +43,8 @@ import numpy as np
 from levda_cli.errors import ModelError
 
 FORMAT = "levda-checkpoint"
-FORMAT_VERSION = 3  # 3: the optional surrogate_error block (levda 0.6)
-SUPPORTED_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4  # 3: the optional surrogate_error block (levda 0.6); 4: forcing_periods (levda 0.9)
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 TRAILER_BYTES = 65  # 64 hex digits and a newline
 _HEX64 = re.compile(rb"[0-9a-f]{64}\n")
 
@@ -75,6 +79,7 @@ def _skeleton(header: dict):
         decoder_width=h["decoder_width"], decoder_depth=h["decoder_depth"], n_fourier=h["n_fourier"],
         fourier_scale=h["fourier_scale"], periodic=tuple(c["periodic"] for c in header["coordinates"]),
         dt=h["dt"], time_scale=h["time_scale"], key=jax.random.PRNGKey(0),
+        forcing_periods=tuple(h.get("forcing_periods", ())), forcing_offset=h.get("forcing_offset", 0.0),
     ))
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, dtype if jnp.issubdtype(a.dtype, jnp.inexact) else a.dtype)
                         if isinstance(a, jax.ShapeDtypeStruct) else a, model)
@@ -238,6 +243,13 @@ def validate_header(h: dict, path: Path) -> None:
         number(f"hyperparameters.{k}", hp.get(k), low=0, integer=True)
     for k in ("fourier_scale", "dt", "time_scale"):
         number(f"hyperparameters.{k}", hp.get(k), positive=True)
+    periods = hp.get("forcing_periods", [])  # version 4
+    if not isinstance(periods, list):
+        fail("hyperparameters.forcing_periods", f"is {periods!r}; expected a list of periods")
+    for i, p in enumerate(periods):
+        number(f"hyperparameters.forcing_periods[{i}]", p, positive=True)
+    if "forcing_offset" in hp:
+        number("hyperparameters.forcing_offset", hp["forcing_offset"])
     fields = h.get("fields")
     if not isinstance(fields, list) or not fields or not all(isinstance(f, str) and f for f in fields) \
             or len(set(fields)) != len(fields):
