@@ -53,8 +53,8 @@ def main():
         tmp = Path(tmp)
         for i, (amp, width) in enumerate(draws):
             truth, obs = tmp / f"truth{i}.zarr", tmp / f"obs{i}.nc"
-            code, _, err, _ = levda(["simulate", "sphere", "-c", REPO / "configs" / "simulate_sphere.toml",
-                                     "--size", args.size, "--trajectories", 1, "--seed", 100 + i,
+            # the sphere's defaults: configs/simulate_sphere.toml's 5-day spin-up, 10 days every 6 h
+            code, _, err, _ = levda(["simulate", "sphere", "--size", args.size, "--trajectories", 1, "--seed", 100 + i,
                                      "--set", f"parameters.amplitude.value={amp}",
                                      "--set", f"parameters.width.value={width}", "--out", truth, "-q"], tmp, env)
             assert code == 0, err

@@ -512,6 +512,9 @@ class TrainConfig(_Strict):
     points_in_memory: int = Field(4096, ge=1, description="grid points per frame and training trajectory held in "
                                   "memory, drawn afresh from the store every refresh_epochs epochs: memory bounded "
                                   "by this, not by the grid (a grid with at most this many points is held whole)")
+    frames_per_step: int = Field(0, ge=0, description="frames fitted per trajectory and step, drawn at random "
+                                 "(0: every frame); the roll-out still covers them all. For fine output "
+                                 "intervals (the sphere's hourly frames)")
     refresh_epochs: int = Field(50, ge=1, description="epochs between fresh draws of the points held in memory")
     save_every: int = Field(5, ge=1, description="epochs between saves of the resumable training state")
     seed: int = 0

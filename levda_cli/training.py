@@ -215,28 +215,43 @@ def train(cfg: TrainConfig, data_path: Path, out: Path, progress: Callable[[int,
     times_dev = jnp.asarray(times, jnp.float32)
     n_pts = min(cfg.points_per_frame, kept)
 
-    def predict(model, mu, pts):
+    n_sel = n_frame if cfg.frames_per_step == 0 else min(cfg.frames_per_step, n_frame)
+
+    def predict(model, mu, pts, frames=None):
         z = model.latent_trajectory(mu, times_dev, n_steps)  # (frame, latent)
+        if frames is not None:
+            z = z[frames]
         return jax.vmap(lambda zf, pf: jax.vmap(lambda p: model.decode_normalised(zf, p))(pf))(z, pts)
 
-    def loss_fn(params, y_dev, grid_dev, traj, idx):
-        # idx: positions among the points held in memory, (traj, frame, point); grid_dev maps them
-        # to grid points (None: every grid point is held, the position is the grid point)
+    def loss_fn(params, y_dev, grid_dev, traj, frames, idx):
+        # frames: (traj, frame) the frames fitted (None: all); idx: positions among the points held in
+        # memory, (traj, frame, point); grid_dev maps them to grid points (None: every grid point is
+        # held, the position is the grid point)
         model = eqx.combine(params, static)
-        where = idx if grid_dev is None else jax.vmap(lambda t, ix: jnp.take_along_axis(grid_dev[t], ix, axis=1))(
-            traj, idx)
-        pred = jax.vmap(lambda mu, g: predict(model, mu, coords_dev[g]))(mu_dev[traj], where)
-        target = jax.vmap(lambda t, ix: jnp.take_along_axis(y_dev[t], ix[..., None], axis=1))(traj, idx)
+        y_sel = jax.vmap(lambda t, fr: y_dev[t] if fr is None else y_dev[t][fr], in_axes=(0, None if frames is None
+                                                                                              else 0))(traj, frames)
+        if grid_dev is None:
+            where = idx
+        else:
+            g_sel = grid_dev[traj] if frames is None else jax.vmap(lambda t, fr: grid_dev[t][fr])(traj, frames)
+            where = jnp.take_along_axis(g_sel, idx, axis=2)
+        pred = jax.vmap(lambda mu, fr, g: predict(model, mu, coords_dev[g], fr),
+                        in_axes=(0, None if frames is None else 0, 0))(mu_dev[traj], frames, where)
+        target = jnp.take_along_axis(y_sel, idx[..., None], axis=2)
         return jnp.mean((pred - target) ** 2)
 
     @eqx.filter_jit
     def epoch_step(params, opt_state, key, y_dev, grid_dev):
         def body(carry, k):
             params, opt_state = carry
-            k1, k2 = jax.random.split(k)
+            k1, k2, k3 = jax.random.split(k, 3) if n_sel < n_frame else (*jax.random.split(k), None)
             traj = jax.random.choice(k1, n_traj, (cfg.batch_trajectories,), replace=n_traj < cfg.batch_trajectories)
-            idx = jax.random.randint(k2, (cfg.batch_trajectories, n_frame, n_pts), 0, kept)
-            loss, grads = jax.value_and_grad(loss_fn)(params, y_dev, grid_dev, traj, idx)
+            idx = jax.random.randint(k2, (cfg.batch_trajectories, n_sel, n_pts), 0, kept)
+            # a random set of frames per trajectory (frames_per_step), or all of them
+            frames = None if k3 is None else jax.vmap(
+                lambda kk: jax.random.choice(kk, n_frame, (n_sel,), replace=False))(
+                jax.random.split(k3, cfg.batch_trajectories))
+            loss, grads = jax.value_and_grad(loss_fn)(params, y_dev, grid_dev, traj, frames, idx)
             updates, opt_state = optimiser.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
@@ -429,12 +444,15 @@ def _plot(path: Path, data: TrainingData, truth: np.ndarray, pred: np.ndarray, f
     fig, axes = plt.subplots(len(fields), 3, figsize=(10, 3 * len(fields)), squeeze=False)
     for i, f in enumerate(fields):
         t, p = truth[frame, :, i].reshape(shape), pred[frame, :, i].reshape(shape)
+        name = f
+        if abs(t.mean()) > 3 * t.std():  # a large mean (the sphere's depth) hides the pattern: departures
+            t, p, name = t - t.mean(), p - t.mean(), f"{f} - {t.mean():.4g}"
         lim = np.abs(t).max() or 1.0
         for j, (title, a) in enumerate((("truth", t), ("surrogate", p), ("error", p - t))):
             ax = axes[i, j]
             im = ax.imshow(a if a.ndim == 2 else a[None], origin="lower", cmap="RdBu_r", vmin=-lim, vmax=lim,
                            aspect="auto")
-            ax.set_title(f"{f}: {title}")
+            ax.set_title(f"{name}: {title}")
             fig.colorbar(im, ax=ax)
     fig.suptitle(f"test trajectory 0, lead time {result['lead_times'][frame]:g}; "
                  + ", ".join(f"{f} {v:.1%}" for f, v in result["rel_l2"].items()))

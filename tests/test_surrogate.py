@@ -277,6 +277,7 @@ def test_training_holds_a_bounded_draw_of_points_and_resumes_identically(tmp_pat
     np.testing.assert_array_equal(data.read(idx, lambda v: v[:, :, [1, 5]]), whole[:, :, [1, 5]])
     cfg = TrainConfig.model_validate({"epochs": 30, "batch_trajectories": 3, "points_per_frame": 2,
                                       "points_in_memory": 4, "refresh_epochs": 7, "learning_rate": 1e-2,
+                                      "frames_per_step": 5,  # of 11: a random set per trajectory and step
                                       "save_every": 5, "validation_points": 12,
                                       "surrogate": {"n_latent": 4, "dynamics_width": 16, "decoder_width": 16,
                                                     "decoder_depth": 1, "n_fourier": 4}})
