@@ -76,7 +76,7 @@ def test_save_load_is_bit_identical(tmp_path):
     mu, x = jnp.array([0.4, 900.0]), jnp.array([3e5, 1.2])
     z, z2 = m.latent_trajectory(mu, jnp.array([0.7, 1.9]), 20), m2.latent_trajectory(mu, jnp.array([0.7, 1.9]), 20)
     assert np.array_equal(z, z2) and np.array_equal(m.decode(z[1], x), m2.decode(z2[1], x))
-    assert header["format_version"] == 3 and len(header["payload_sha256"]) == 64 and header["header_verified"]
+    assert header["format_version"] == 4 and len(header["payload_sha256"]) == 64 and header["header_verified"]
 
 
 def _corrupt(path, how):
@@ -117,11 +117,11 @@ def _corrupt(path, how):
 
 
 CORRUPTIONS = {
-    "truncated": "is damaged: a version-3 checkpoint ends with the SHA-256",
+    "truncated": "is damaged: a version-4 checkpoint ends with the SHA-256",
     "changed payload byte": "is corrupt: the SHA-256 of its header and payload",
     "changed header byte": "is corrupt: the SHA-256 of its header and payload",
     "edited header": "is corrupt: the SHA-256 of its header and payload",
-    "trailer removed": "is damaged: a version-3 checkpoint ends with the SHA-256",
+    "trailer removed": "is damaged: a version-4 checkpoint ends with the SHA-256",
     "unknown version": "format version 99",
     "header mismatch": "does not match the model its header describes",
     "normalisation mismatch": "normalisation 'field_std' does not match",
@@ -153,7 +153,7 @@ def test_version_1_files_read_with_a_warning_and_upgrade(tmp_path):
     v1.write_bytes(json.dumps(header).encode() + b"\n" + payload)
     upgrade_checkpoint(v1, tmp_path / "v2.ckpt")
     h2, payload2 = read_header(tmp_path / "v2.ckpt", warn=warnings.append)
-    assert h2["format_version"] == 3 and h2["header_verified"] and payload2 == payload and len(warnings) == 1
+    assert h2["format_version"] == 4 and h2["header_verified"] and payload2 == payload and len(warnings) == 1
 
 
 def test_trusted_sha256(tmp_path):
@@ -237,7 +237,8 @@ def test_shipped_checkpoints_verify_and_evaluate(ckpt, tmp_path, cli_env):
                           capture_output=True, text=True, env=cli_env, check=True)
     header = json.loads(info.stdout)
     assert header["checksum_verified"] and header["training"]["epochs"] > 0
-    size = len(header["grid"]["x"])
+    # the simulate size: cells a side, or the sphere's truncation (T21: 32 latitudes, T42: 64)
+    size = {32: 21, 64: 42}[len(header["grid"]["lat"])] if header["benchmark"] == "sphere" else len(header["grid"]["x"])
     store = tmp_path / "fresh.zarr"
     cfg = {"model": {"name": header["benchmark"], "size": size}, "trajectories": 2, "split": [0.0, 0.0, 1.0],
            "duration": 2 * header["time"]["frame_interval"], "interval": header["time"]["frame_interval"],
