@@ -228,13 +228,11 @@ def train(cfg: TrainConfig, data_path: Path, out: Path, progress: Callable[[int,
         # memory, (traj, frame, point); grid_dev maps them to grid points (None: every grid point is
         # held, the position is the grid point)
         model = eqx.combine(params, static)
-        y_sel = jax.vmap(lambda t, fr: y_dev[t] if fr is None else y_dev[t][fr], in_axes=(0, None if frames is None
-                                                                                              else 0))(traj, frames)
-        if grid_dev is None:
-            where = idx
-        else:
-            g_sel = grid_dev[traj] if frames is None else jax.vmap(lambda t, fr: grid_dev[t][fr])(traj, frames)
-            where = jnp.take_along_axis(g_sel, idx, axis=2)
+        def rows(a):  # a's rows of the batch's trajectories and frames
+            return a[traj] if frames is None else jax.vmap(lambda t, fr: a[t][fr])(traj, frames)
+
+        y_sel = rows(y_dev)
+        where = idx if grid_dev is None else jnp.take_along_axis(rows(grid_dev), idx, axis=2)
         pred = jax.vmap(lambda mu, fr, g: predict(model, mu, coords_dev[g], fr),
                         in_axes=(0, None if frames is None else 0, 0))(mu_dev[traj], frames, where)
         target = jnp.take_along_axis(y_sel, idx[..., None], axis=2)
