@@ -76,14 +76,14 @@ def free_run(ckpt: Path, truth_path: Path, mu: list[float], starts: list[float],
     return out
 
 
-def _kolmogorov_first_guess(truth_path: Path, out: Path, n_ens: int, rng) -> Path:
+def _kolmogorov_first_guess(truth_path: Path, out: Path, n_ens: int, rng, size: int = 32) -> Path:
     """An ensemble file for --initial-ensemble: the truth's first frame as every member's state (the
     known shared initial state), Re uniform over [500, 1500]."""
     import xarray as xr
 
     from levda_cli.models import model_spec
 
-    spec = model_spec("kolmogorov", 32)
+    spec = model_spec("kolmogorov", size)
     truth = xr.open_zarr(truth_path)
     frame = {f: truth[f].values[0, 0] for f in spec.fields}
     state = np.asarray(spec.from_frame(frame))
@@ -130,6 +130,8 @@ def main():
     ap.add_argument("--only", type=int, nargs="*", help="run only these cases (of the --cases drawn)")
     ap.add_argument("--kolmogorov", type=int, default=5, help="Kolmogorov cases (Re drawn in [550, 1450])")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra setting for the latent runs")
+    ap.add_argument("--kolmogorov-size", type=int, default=32, help="grid of the Kolmogorov truths (150: full size)")
+    ap.add_argument("--kolmogorov-checkpoint", type=Path, default=KCKPT)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     centres = rng.uniform(260e3, 740e3, size=(args.cases, 2))
@@ -176,24 +178,28 @@ def main():
             case = {"case": i, "Re_true": float(re_)}
             truth, obs = tmp / f"ktruth{i}.zarr", tmp / f"kobs{i}.nc"
             # configs/simulate_kolmogorov.toml's settings (seed 0: the training data's shared initial state)
-            code, _, err, _ = levda(["simulate", "kolmogorov", "--size", 32, "--interval", 0.2, "--seed", 0,
+            ksize, kckpt = args.kolmogorov_size, args.kolmogorov_checkpoint
+            n_obs = max(1, round(0.01 * ksize * ksize))  # 1 % of the grid points per output interval
+            code, _, err, _ = levda(["simulate", "kolmogorov", "--size", ksize, "--interval", 0.2, "--seed", 0,
                                      "--set", "spinup=30", "--out", truth, "--duration", 4, "--trajectories", 1,
                                      "--set", f"parameters.Re.value={re_}", "-q"], tmp, env)
             assert code == 0, err
-            code, _, err, _ = levda(["observe", truth, "--out", obs, "--network", "random:10", "--times", "random",
-                                     "--interval", 0.2, "--error", 0.1, "--seed", 300 + i], tmp, env)
+            code, _, err, _ = levda(["observe", truth, "--out", obs, "--network", f"random:{n_obs}", "--times",
+                                     "random", "--interval", 0.2, "--error", 0.1, "--seed", 300 + i], tmp, env)
             assert code == 0, err
-            code, summary, err, wall = levda(["assimilate", obs, "-k", KCKPT, "-c", KCONFIG, "--truth", truth,
+            code, summary, err, wall = levda(["assimilate", obs, "-k", kckpt, "-c", KCONFIG, "--truth", truth,
                                               "--out", tmp / f"klatent{i}.zarr", "--json", "-q"], tmp, env)
             case["latent_exit"], case["latent_seconds"] = code, round(wall, 1)
             if summary:
                 case["latent"] = score(summary, {"Re": float(re_)})
-                case["free_rmse"] = float(np.mean(free_run(KCKPT, truth, [1000.0], _starts(summary))))
+                case["free_rmse"] = float(np.mean(free_run(kckpt, truth, [1000.0], _starts(summary))))
             if not args.no_full_state:
                 # As the surrogate knows the flows' shared initial state, so does the full-state run: its first
                 # guess is that state (the truth's first frame) with Re drawn from the same prior.
-                initial = _kolmogorov_first_guess(truth, tmp / f"kinit{i}.nc", 16, np.random.default_rng(400 + i))
-                code, summary, err, wall = levda(["assimilate", obs, "--model", "kolmogorov", "--set", "model.size=32",
+                initial = _kolmogorov_first_guess(truth, tmp / f"kinit{i}.nc", 16, np.random.default_rng(400 + i),
+                                                  ksize)
+                code, summary, err, wall = levda(["assimilate", obs, "--model", "kolmogorov", "--set",
+                                                  f"model.size={ksize}",
                                                   "-c", KCONFIG, "--set", "parameters.Re.prior_mean=1000",
                                                   "--set", "parameters.Re.prior_std=288", "--truth", truth,
                                                   "--initial-ensemble", initial,
@@ -225,7 +231,7 @@ def write(rows, args, kol=()):
                 f"| {la.get('unconverged')}/{la.get('inconsistent')}/{la.get('diverging')} "
                 f"| {c.get('latent_exit')}/{c.get('full_exit', '-')} |")
 
-    lines = [
+    lines = [] if not rows else [
         "# Calibration on held-out tsunami cases (latent, free surrogate run, full state)",
         "",
         f"Machine: {meta['machine']}; {meta['date']}. {len(rows)} bump centres drawn uniformly from "
@@ -252,7 +258,7 @@ def write(rows, args, kol=()):
     la = [c["latent"] for c in rows if "latent" in c]
     fu = [c["full"] for c in rows if "full" in c]
     cov = np.mean([x["covered"] for x in la]) if la else float("nan")
-    lines += [
+    lines += [] if not la else [
         "",
         f"Latent: truth within 2 posterior spreads (both coordinates) in {cov:.0%} of the cases; mean field RMSE "
         f"{np.mean([x['rmse'] for x in la]):.4f}, free run {np.mean([c['free_rmse'] for c in rows if 'free_rmse' in c]):.4f}"
@@ -263,10 +269,11 @@ def write(rows, args, kol=()):
     if kol:
         lines += [
             "",
-            "## Kolmogorov (shipped 32 x 32 surrogate, configs/latent_kolmogorov.toml)",
+            f"## Kolmogorov ({args.kolmogorov_checkpoint.name}, configs/latent_kolmogorov.toml)",
             "",
-            f"{len(kol)} Reynolds numbers drawn uniformly from [550, 1450] (seed {args.seed}), truth at 32 x 32 from the "
-            "training data's shared initial state for 4 time units, u and v at 10 random places (1 % of the grid) "
+            f"{len(kol)} Reynolds numbers drawn uniformly from [550, 1450] (seed {args.seed}), truth at "
+            f"{args.kolmogorov_size} x {args.kolmogorov_size} from the training data's shared initial state for 4 "
+            f"time units, u and v at {max(1, round(0.01 * args.kolmogorov_size ** 2))} random places (1 % of the grid) "
             "and random times per 0.2, error 0.1; prior uniform over the checkpoint's range (latent) or "
             "1000 +- 288 (full state, same mean and spread, first guess the known shared initial state, as the "
             "surrogate knows it).",

@@ -158,6 +158,12 @@ class SolverConfig(_Strict):
         "late by few observations), first in full-state mode")
     search_candidates: int = Field(64, ge=0, le=100_000, description="random draws from the background tried "
                                    "as starts besides the mean and the members (one forecast each)")
+    restart: Literal["auto", "off", "on"] = Field(
+        "auto", description="a window flagged inconsistent is analysed again from the climatological first guess "
+        "at its start (latent mode: the surrogate's free runs from its origin with parameters drawn from the prior; "
+        "full state: a cold start's first guess) with a search, and the analysis with the lower 2 J_min / n_obs is "
+        "kept: an ensemble that settled on a wrong mode of a multimodal window gets out of it. auto: on in latent "
+        "mode, off in full state (whose climatology is not tied to the window's time)")
     posterior_hessian: Literal["gauss-newton", "exact"] = Field("gauss-newton", description="the Hessian whose "
                                  "inverse square root makes the analysis anomalies: gauss-newton = zeta I + S^T S "
                                  "(the published iEnKS-N), exact = with the finite-size term's rank-one part")
@@ -251,6 +257,9 @@ class SimulateConfig(_Strict):
                                                            "halves a training store; the exact restart states stay "
                                                            "float64)")
     seed: int = 0
+    initial_state_seed: int | None = Field(
+        None, description="seed of the random initial state (default: seed); with a shared initial state, a "
+        "held-out set drawn with a new seed keeps the training set's initial state when this is the training seed")
 
     @field_validator("split")
     @classmethod

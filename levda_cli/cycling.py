@@ -285,6 +285,18 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             background = forward(np.asarray(store.read_last("analysis"), np.float64))
 
         search_mode = cfg.solver.search if cfg.solver.search != "auto" else ("always" if header else "first")
+        restart_on = cfg.solver.restart == "on" or (cfg.solver.restart == "auto" and header is not None)
+        retry_args: dict[int, tuple] = {}  # window k -> the step's arguments besides the background
+
+        def climatology(k: int):
+            """The first guess a cold start at window k would make (latent: free runs from the origin)."""
+            lead = None
+            if header is not None:
+                lead = (clock.window_start(k) - clock.epoch_s) / clock.unit_s - header["time"]["origin"]
+            return initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9 + 1 + k), dtype, lead)
+
+        def inconsistent(res, n_used: int) -> bool:
+            return abs(float(res.chi2_min) - 1) > cfg.solver.consistency_sigmas * math.sqrt(2 / max(n_used, 1))
         ranks: dict[str, np.ndarray] = {}
         streak = [0]  # consecutive windows with an inconsistent innovation ratio (continued from the store)
         if resumed:
@@ -293,6 +305,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 band = cfg.solver.consistency_sigmas * math.sqrt(2 / max(int(n), 1))
                 streak[0] = streak[0] + 1 if float(ratio) > 1 + band else 0
         rows, pending, last_commit = [], [], [time.monotonic(), 0.0]  # time of the last commit, its duration
+        restarted: list[int] = []  # windows whose kept analysis came from the climatological restart
 
         def commit():
             # the batch leaves `pending` before it is written, so a write that fails is not retried below
@@ -348,8 +361,10 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             # "first": a cold start's first window (not a resumed store's, nor a given ensemble's)
             search = search_mode == "always" or (search_mode == "first" and resumed == 0 and n_done == 1
                                                  and cfg.ensemble.initial is None)
-            _, fetch = step(background, wobs, key, np.uint32(k), np.bool_(search), truth_start, truth_end,
-                            model_sd(start_s), model_sd(end_s))
+            args = (wobs, key, np.uint32(k), np.bool_(search), truth_start, truth_end, model_sd(start_s), model_sd(end_s))
+            if restart_on:
+                retry_args[k] = args
+            _, fetch = step(background, *args)
             # tracing and compiling happen inside the call above, before it returns
             return [n_done, k, sel, start_s, end_s, fetch, t_window, COMPILE_SECONDS[0] - c_window]
 
@@ -444,6 +459,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
                 "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
                 "seconds": round(seconds, 6), "compile_seconds": round(compile_s, 6),
+                "restarted": k in restarted,
             }
             if est:
                 row["parameters"] = {n: float(res.analysis[:, n_state + i].mean()) for i, n in enumerate(est)}
@@ -467,6 +483,14 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 if previous_item is not None:
                     finish(previous_item)
                 item[5] = item[5]()  # window k's results on the host
+                if restart_on:
+                    args = retry_args.pop(k)
+                    if inconsistent(item[5][0], int(args[0].mask.sum())):
+                        # settled on a wrong mode? the same window from climatology, with a search
+                        again = step(climatology(k), *args[:3], np.bool_(True), *args[4:])[1]()
+                        if float(again[0].chi2_min) < float(item[5][0].chi2_min):
+                            item[5] = again
+                            restarted.append(k)
                 item.append(time.perf_counter() - item[6])
                 # The next background by the same compiled forecast of the same host copy of the analysis a
                 # resumed run applies to the stored one: a run split anywhere gives the same bits.
@@ -480,6 +504,12 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         summary = _summary(out, resumed, rows, obs, store.n_windows, position[1])
         summary["surrogate_error_added"] = representation  # RMS added error per field (latent mode)
         summary["parameter_coverage"] = _coverage(rows, est, truth_params)
+        summary["windows_restarted"] = [r["window"] for r in rows if r["restarted"]]
+        if summary["windows_restarted"]:
+            warn(f"{len(summary['windows_restarted'])} of {len(rows)} window(s) fitted the observations better from "
+                 "the climatological first guess than from the cycled ensemble, which had settled on a wrong mode "
+                 f"(solver.restart): window(s) {', '.join(map(str, summary['windows_restarted'][:10]))}"
+                 f"{' ...' if len(summary['windows_restarted']) > 10 else ''}")
         # rank histograms over this run's windows, per variable (flat when calibrated; U: under-dispersive)
         summary["rank_histograms"] = {name: {f: counts[i].astype(int).tolist() for i, f in enumerate(spec.fields)
                                              if counts[i].sum() > 0} for name, counts in ranks.items()}

@@ -44,6 +44,7 @@ class ModelSpec:
     unit_seconds: float  # seconds per model time unit
     units: dict[str, str]
     forcing_periods: tuple[float, ...] = ()  # periods (model time) of a forcing that moves with time
+    initial_state_uses_parameters: bool = True  # False: initial_state ignores mu (one shared spin-up serves all)
 
     def grid_points(self) -> np.ndarray:
         """``(n_point, n_coord)``: every grid point, in the order stored fields flatten."""
@@ -128,7 +129,9 @@ def kolmogorov_spec(size: int | None, dt: float | None) -> ModelSpec:
     from levda_cli.physics.kolmogorov import COORDS, FIELDS, Kolmogorov
 
     n = size or 32
-    dyn = Kolmogorov(n=n, dt=dt or min(0.02, 0.64 / n))
+    # Stable step ~0.64 / n, rounded down to a divisor of 0.02 so the usual intervals (0.2) and
+    # windows are whole numbers of steps at every size (150: 0.004, not 0.00427).
+    dyn = Kolmogorov(n=n, dt=dt or 0.02 / math.ceil(0.02 * n / 0.64 - 1e-9))
     g = np.asarray(dyn.grid())
     return ModelSpec(
         name=name, size=n, dynamics=dyn, fields=FIELDS, coords=COORDS,
@@ -138,6 +141,7 @@ def kolmogorov_spec(size: int | None, dt: float | None) -> ModelSpec:
         from_frame=lambda f: dyn.vorticity_from_velocity(jnp.asarray(f["u"]), jnp.asarray(f["v"])),
         initial_state=lambda mu, key, scale: dyn.random_state(key),
         spinup=30.0, interval=0.2, duration=20.0, unit_seconds=3600.0, units={"u": "1", "v": "1", "Re": "1"},
+        initial_state_uses_parameters=False,
     )
 
 

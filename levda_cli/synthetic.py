@@ -67,26 +67,36 @@ def simulate(cfg: SimulateConfig, out: Path, overwrite: bool = False, command: s
     counts[0] = cfg.trajectories - counts[1:].sum()
     split = np.empty(cfg.trajectories, dtype=object)
     split[order] = np.repeat(np.asarray(SPLITS, dtype=object), counts)
-    key = jax.random.PRNGKey(cfg.seed)
+    key = jax.random.PRNGKey(cfg.seed if cfg.initial_state_seed is None else cfg.initial_state_seed)
     unit = cfg.time.unit_seconds or spec.unit_seconds
 
     mu_default = jnp.asarray([spec.params[p] for p in spec.params])
 
-    def one(mu, k):
-        # Shared: one state, spun up with the default parameters, starts every trajectory, so
-        # trajectories differ only through their parameters from the first stored frame on.
-        # (The state itself may depend on the trajectory's parameters, e.g. the tsunami's bump.)
-        mu_spin = mu_default if cfg.shared_initial_state else mu
+    def spun_up(mu, k, mu_spin):
         x = spec.initial_state(mu, k, 1.0)
-
-        def inner(x, _, m=mu):
-            return dyn.step(x, m, jnp.asarray(dyn.dt, x.dtype)), None
 
         def spin(x, _):
             return dyn.step(x, mu_spin, jnp.asarray(dyn.dt, x.dtype)), None
 
         if n_spin:
             x, _ = jax.lax.scan(spin, x, None, length=n_spin)
+        return x
+
+    # Shared: one state, spun up with the default parameters, starts every trajectory, so
+    # trajectories differ only through their parameters from the first stored frame on.
+    # (The state itself may depend on the trajectory's parameters, e.g. the tsunami's bump; where
+    # it does not, the spin-up runs once for the whole store, not once per trajectory.)
+    spin_once = cfg.shared_initial_state and not spec.initial_state_uses_parameters
+    shared_x = (jax.jit(spun_up)(mu_default, jax.random.fold_in(key, 0), mu_default) if spin_once else None)
+
+    def one(mu, k):
+        if spin_once:
+            x = shared_x
+        else:
+            x = spun_up(mu, k, mu_default if cfg.shared_initial_state else mu)
+
+        def inner(x, _, m=mu):
+            return dyn.step(x, m, jnp.asarray(dyn.dt, x.dtype)), None
 
         def frame(x, _):
             x, _ = jax.lax.scan(inner, x, None, length=every)

@@ -134,3 +134,38 @@ def test_readme_main_job_full_size(tmp_path, cli_env, strict_summary):
     assert summary["windows_unconverged"] == [] and summary["windows_inconsistent"] == []
     ds = xr.open_zarr(tmp_path / "analysis.zarr")
     assert ds.sizes["x"] == 150 and float(ds["rmse_analysis"].isel(window=-1)) < 0.02
+
+
+@pytest.mark.skipif(not CKPT.exists(), reason="the sample checkpoint is made by sample_data/surrogates/README.md")
+def test_restart_gets_a_settled_ensemble_out_of_a_wrong_mode(tmp_path, cli_env, strict_summary):
+    """A first guess sure of a wrong source (x0, y0 = 700, 300 +- 2 km; the sample's truth is 420, 580 km): cycled
+    alone it stays wrong, every window flagged inconsistent; with solver.restart (latent default) the inconsistent
+    window is analysed again from the climatological first guess, which fits better, and the source is found."""
+    root = Path(__file__).parents[1]
+    header, _ = read_header(CKPT)
+    n_latent = header["hyperparameters"]["n_latent"]
+    rng = np.random.default_rng(0)
+    members = np.concatenate([np.zeros((16, n_latent)), np.array([700e3, 300e3]) + 2e3 * rng.standard_normal((16, 2))],
+                             axis=1)
+    origin = np.datetime64("2000-01-01T00:00:00") + np.timedelta64(int(header["time"]["origin"]), "s")
+    xr.Dataset({"ensemble": (("member", "ctrl"), members)}, attrs={"time": f"{origin}Z"}).to_netcdf(tmp_path / "wrong.nc")
+    args = ["assimilate", root / "sample_data" / "tsunami_obs.nc", "--checkpoint", CKPT, "-c",
+            root / "configs" / "latent_tsunami.toml", "--truth", root / "sample_data" / "tsunami_truth.zarr",
+            "--initial-ensemble", "wrong.nc", "--json"]
+    stuck = strict_summary(levda(*args, "--out", "off.zarr", "--set", "solver.restart=off", env=cli_env,
+                                 cwd=tmp_path).stdout, "assimilate")
+    found = levda(*args, "--out", "on.zarr", env=cli_env, cwd=tmp_path)
+    summary = strict_summary(found.stdout, "assimilate")
+    truth = np.array([420e3, 580e3])
+
+    def final(s):
+        return np.array([s["windows"][-1]["parameters"][p] for p in ("x0", "y0")])
+
+    assert stuck["windows_restarted"] == [] and len(stuck["windows_inconsistent"]) >= 3
+    assert np.hypot(*(final(stuck) - truth)) > 50e3
+    assert summary["windows_restarted"] and summary["windows_restarted"][0] == 0
+    assert [w["window"] for w in summary["windows"] if w["restarted"]] == summary["windows_restarted"]
+    assert "solver.restart" in found.stderr
+    assert np.hypot(*(final(summary) - truth)) < 25e3
+    ds = xr.open_zarr(tmp_path / "on.zarr")
+    assert float(ds["param_background"].isel(window=0).std("member").max()) > 20e3  # the kept, climatological one
