@@ -131,7 +131,7 @@ def main():
     ap.add_argument("--kolmogorov", type=int, default=5, help="Kolmogorov cases (Re drawn in [550, 1450])")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="extra setting for the latent runs")
     ap.add_argument("--kolmogorov-size", type=int, default=32, help="grid of the Kolmogorov truths (150: full size)")
-    ap.add_argument("--kolmogorov-checkpoint", type=Path, default=KCKPT)
+    ap.add_argument("--kolmogorov-checkpoint", type=lambda p: Path(p).resolve(), default=KCKPT)
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     centres = rng.uniform(260e3, 740e3, size=(args.cases, 2))
