@@ -206,7 +206,10 @@ def surrogate_spec(path, latent_noise: float = 0.0, warn=None, trusted_sha256: s
 
     @jax.jit
     def to_fields(z):
-        values = jax.vmap(lambda p: model.decode(z, p))(points)
+        # The grid is a constant of the trace: without the barrier XLA folds the decoder's coordinate
+        # part over every grid point at compile time (14 s at 150 x 150, and again in each program).
+        grid_points_ = jax.lax.optimization_barrier(points)
+        values = jax.vmap(lambda p: model.decode(z, p))(grid_points_)
         return {f: values[:, i].reshape(shape) for i, f in enumerate(fields)}
 
     n = model.n_state
