@@ -174,12 +174,12 @@ def main():
             print(json.dumps(case), flush=True)
             rows.append(case)
         kol = []
+        ksize, kckpt = args.kolmogorov_size, args.kolmogorov_checkpoint
+        n_obs = max(1, round(0.01 * ksize * ksize))  # 1 % of the grid points per output interval
         for i, re_ in enumerate(rng.uniform(550.0, 1450.0, size=args.kolmogorov)):
             case = {"case": i, "Re_true": float(re_)}
             truth, obs = tmp / f"ktruth{i}.zarr", tmp / f"kobs{i}.nc"
             # configs/simulate_kolmogorov.toml's settings (seed 0: the training data's shared initial state)
-            ksize, kckpt = args.kolmogorov_size, args.kolmogorov_checkpoint
-            n_obs = max(1, round(0.01 * ksize * ksize))  # 1 % of the grid points per output interval
             code, _, err, _ = levda(["simulate", "kolmogorov", "--size", ksize, "--interval", 0.2, "--seed", 0,
                                      "--set", "spinup=30", "--out", truth, "--duration", 4, "--trajectories", 1,
                                      "--set", f"parameters.Re.value={re_}", "-q"], tmp, env)

@@ -267,13 +267,15 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         rej_k = k_obs[(obs.qc != obsio.QC_OK) & (k_obs >= 0) & (k_obs <= windows[-1])]
         rejected_in = dict(zip(*(a.tolist() for a in np.unique(rej_k, return_counts=True))))
 
+        def from_origin(start_s: int) -> float | None:
+            """Latent mode: model time from the surrogate's origin (z = 0) to ``start_s``; None otherwise."""
+            return None if header is None else (start_s - clock.epoch_s) / clock.unit_s - header["time"]["origin"]
+
         if resumed == 0:
-            spinup = None
-            if header is not None:  # from the surrogate's origin (z = 0) to the first window start
-                spinup = (clock.start_s - clock.epoch_s) / clock.unit_s - header["time"]["origin"]
-                if spinup < -1e-9:
-                    raise ConfigError(f"window.start is before the surrogate's time origin "
-                                      f"{header['time']['origin']}; the latent state is only defined after it")
+            spinup = from_origin(clock.start_s)
+            if spinup is not None and spinup < -1e-9:
+                raise ConfigError(f"window.start is before the surrogate's time origin "
+                                  f"{header['time']['origin']}; the latent state is only defined after it")
             if cfg.ensemble.initial is not None:
                 background = given_ensemble(cfg.ensemble.initial, spec, setup, clock, n_ens, n_ctrl,
                                              json.loads(attrs["control_names"]), cfg.ensemble.seed)
@@ -290,20 +292,24 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
 
         def climatology(k: int):
             """The first guess a cold start at window k would make (latent: free runs from the origin)."""
-            lead = None
-            if header is not None:
-                lead = (clock.window_start(k) - clock.epoch_s) / clock.unit_s - header["time"]["origin"]
-            return initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9 + 1 + k), dtype, lead)
+            return initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9 + 1 + k), dtype,
+                                    from_origin(clock.window_start(k)))
+
+        def band_of(n_used: int) -> float:
+            """How far 2 J_min / n_obs (and the innovation ratio) may lie from 1: chi-squared with n degrees of
+            freedom (Talagrand) has standard deviation sqrt(2 / n) per observation when the spread and errors are
+            right."""
+            return cfg.solver.consistency_sigmas * math.sqrt(2 / max(n_used, 1))
 
         def inconsistent(res, n_used: int) -> bool:
-            return abs(float(res.chi2_min) - 1) > cfg.solver.consistency_sigmas * math.sqrt(2 / max(n_used, 1))
+            return abs(float(res.chi2_min) - 1) > band_of(n_used)
+
         ranks: dict[str, np.ndarray] = {}
         streak = [0]  # consecutive windows with an inconsistent innovation ratio (continued from the store)
         if resumed:
             tail = min(resumed, cfg.solver.divergence_windows)
             for ratio, n in zip(store.read_tail("innovation_ratio", tail), store.read_tail("n_obs", tail)):
-                band = cfg.solver.consistency_sigmas * math.sqrt(2 / max(int(n), 1))
-                streak[0] = streak[0] + 1 if float(ratio) > 1 + band else 0
+                streak[0] = streak[0] + 1 if float(ratio) > 1 + band_of(int(n)) else 0
         rows, pending, last_commit = [], [], [time.monotonic(), 0.0]  # time of the last commit, its duration
         restarted: list[int] = []  # windows whose kept analysis came from the climatological restart
 
@@ -391,10 +397,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                     "ensemble.latent_noise, or an estimated parameter), or more inflation"
                 )
             chi2 = 2 * float(res.cost_o) / max(n_used, 1)
-            # 2 J_min of n observations: chi-squared with n degrees of freedom (Talagrand), so mean 1 and standard
-            # deviation sqrt(2 / n) per observation when the background spread and the errors are right
-            band = cfg.solver.consistency_sigmas * math.sqrt(2 / max(n_used, 1))
-            consistent = abs(float(res.chi2_min) - 1) <= band
+            band = band_of(n_used)
+            consistent = not inconsistent(res, n_used)
             # the innovation ratio's standard deviation is about sqrt(2 / n) too (a chi-squared variable)
             streak[0] = streak[0] + 1 if float(res.innovation_ratio) > 1 + band else 0
             diverging = streak[0] >= cfg.solver.divergence_windows

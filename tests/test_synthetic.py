@@ -61,7 +61,6 @@ def test_simulate_draws_parameters_and_splits(tmp_path):
     np.testing.assert_array_equal(xr.open_zarr(again)["u"].values, ds["u"].values)  # deterministic
 
 
-
 def test_held_out_set_keeps_the_shared_initial_state(tmp_path):
     """A test set with a new seed and the training seed's initial state: same first frame, other parameters;
     its trajectories equal the same parameters run from the training store's state (one spin-up serves all)."""
@@ -71,7 +70,8 @@ def test_held_out_set_keeps_the_shared_initial_state(tmp_path):
              tmp_path / "test.zarr")
     simulate(SimulateConfig.model_validate({**base, "trajectories": 1, "seed": 7}), tmp_path / "other.zarr")
     train, test, other = (xr.open_zarr(tmp_path / f"{n}.zarr") for n in ("train", "test", "other"))
-    np.testing.assert_array_equal(test["u"].isel(time=0).values, np.broadcast_to(train["u"].isel(trajectory=0, time=0).values, (3, 16, 16)))
+    first = train["u"].isel(trajectory=0, time=0).values
+    np.testing.assert_array_equal(test["u"].isel(time=0).values, np.broadcast_to(first, (3, 16, 16)))
     assert not np.allclose(other["u"].isel(time=0).values, train["u"].isel(trajectory=0, time=0).values)
     assert not np.intersect1d(test["Re"].values, train["Re"].values).size
     # Re of a test trajectory run from the training state, with the physics directly.
@@ -88,6 +88,7 @@ def test_kolmogorov_step_divides_the_usual_intervals():
     for n in (16, 32, 64, 100, 150, 256):
         dt = model_spec("kolmogorov", n, None).dynamics.dt
         assert dt <= 0.64 / n + 1e-15 and abs(0.2 / dt - round(0.2 / dt)) < 1e-9
+
 
 def test_networks_stay_in_the_domain(tmp_path):
     store = tmp_path / "t.zarr"
