@@ -178,8 +178,9 @@ def _levda(*args, cwd, env, capture=True):
 
 
 def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
-    """The same windows in the core alone: the CLI's compiled step and forecast, observations prepared
-    on the device beforehand, no store, no diagnostics."""
+    """The same windows in the core alone: the CLI's compiled calls (as many windows per call as the CLI
+    makes, and one window per call as before 0.11), observations prepared on the device beforehand, no
+    store, no diagnostics (no products)."""
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -188,13 +189,17 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
 
     from levda_cli.config import AssimilateConfig, load_config, window_setup
     from levda_cli.core import WindowObs
+    from levda_cli.cycling import _windows_per_call
     from levda_cli.firstguess import initial_ensemble as _initial_ensemble
-    from levda_cli.windowstep import window_functions
+    from levda_cli.io.layout import analysis_layout
     from levda_cli.io.obsfiles import read_observations
+    from levda_cli.windowstep import window_functions
 
     cfg = load_config(AssimilateConfig, REPO / "configs" / "lorenz96.toml")
     spec = cfg.model.spec()
     setup = window_setup(cfg, spec)
+    specs, _ = analysis_layout(spec, cfg.ensemble.size, spec.dynamics.n_state, [], cfg.output.members, "f8", 64)
+    per_call = _windows_per_call(cfg, specs, False, False)
     obs = read_observations([obs_csv])
     hours = (obs.time - np.datetime64("2000-01-01T00:00:00")).astype("timedelta64[h]").astype(int)
     k = hours // 6 - 1
@@ -204,24 +209,51 @@ def _core_cycles(obs_csv: Path, n_windows: int) -> dict:
     for i in range(n_windows):
         sel = order[bounds[i]:bounds[i + 1]]
         n = len(sel)
-        windows.append(jax.device_put(WindowObs(
+        windows.append(WindowObs(
             times=np.asarray([0.05]),
             time_index=np.zeros(64, np.int32), coords=np.pad(obs.coords["site"][sel][:, None], ((0, 64 - n), (0, 0))),
             field=np.zeros(64, np.int32), value=np.pad(obs.value[sel], (0, 64 - n)),
-            error=np.pad(obs.error[sel], (0, 64 - n), constant_values=1.0), mask=np.arange(64) < n)))
+            error=np.pad(obs.error[sel], (0, 64 - n), constant_values=1.0), mask=np.arange(64) < n))
     key = jax.random.PRNGKey(cfg.ensemble.seed)
     background = _initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), jnp.float64)
-    step, forward, _ = window_functions(setup)
+    step, forward, _, chunk = window_functions(setup)
+    out = {"per_call": per_call}
+    # one window per call (step, then the forecast)
+    single = [jax.device_put(w) for w in windows]
     t0 = time.perf_counter()
-    analysis, _ = step(background, windows[0], key, np.uint32(0), np.bool_(False))  # compile both
+    analysis, _ = step(background, single[0], key, np.uint32(0), np.bool_(False))  # compile both
     jax.block_until_ready(forward(analysis))
-    compile_seconds = time.perf_counter() - t0
+    out["core_single_compile_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    for i, wobs in enumerate(windows):
-        analysis, _ = step(background, wobs, key, np.uint32(i), np.bool_(False))
-        background = forward(analysis)
-    jax.block_until_ready(background)
-    return {"core_seconds": time.perf_counter() - t0, "core_compile_seconds": compile_seconds}
+    ens = background
+    for i, wobs in enumerate(single):
+        analysis, _ = step(ens, wobs, key, np.uint32(i), np.bool_(False))
+        ens = forward(analysis)
+    jax.block_until_ready(ens)
+    out["core_single_seconds"] = time.perf_counter() - t0
+    del single
+    # per_call windows per call, as the CLI runs them
+    calls = []
+    for c in range(0, n_windows, per_call):
+        part = windows[c:c + per_call]
+        m = len(part)
+        part = part + [part[-1]] * (per_call - m)
+        calls.append(jax.device_put((
+            np.asarray([0] + [1] * (m - 1) + [0] * (per_call - m), np.int64) if c == 0 else
+            np.asarray([1] * m + [0] * (per_call - m), np.int64),
+            jax.tree.map(lambda *v: np.stack(v), *part), np.arange(c, c + per_call, dtype=np.uint32),
+            np.zeros(per_call, bool), np.arange(per_call) < m)))
+    t0 = time.perf_counter()
+    n_adv, wobs, ks, search, active = calls[0]
+    jax.block_until_ready(chunk(background, n_adv, wobs, key, ks, search, active)[0])  # compile
+    out["core_compile_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ens = background
+    for n_adv, wobs, ks, search, active in calls:
+        ens, _ = chunk(ens, n_adv, wobs, key, ks, search, active)
+    jax.block_until_ready(ens)
+    out["core_seconds"] = time.perf_counter() - t0
+    return out
 
 
 def part_cycles(n_windows: int) -> dict:

@@ -164,6 +164,10 @@ class SolverConfig(_Strict):
         "full state: a cold start's first guess) with a search, and the analysis with the lower 2 J_min / n_obs is "
         "kept: an ensemble that settled on a wrong mode of a multimodal window gets out of it. auto: on in latent "
         "mode, off in full state (whose climatology is not tied to the window's time)")
+    windows_per_call: int = Field(0, ge=0, le=4096, description="windows analysed in one compiled call "
+                                  "(lax.scan; the host records one call's windows while the device runs the next). "
+                                  "0: auto: as many as keep a call's stored results near 16 MiB, at most 64; 1 with "
+                                  "solver.restart or several devices")
     posterior_hessian: Literal["gauss-newton", "exact"] = Field("gauss-newton", description="the Hessian whose "
                                  "inverse square root makes the analysis anomalies: gauss-newton = zeta I + S^T S "
                                  "(the published iEnKS-N), exact = with the finite-size term's rank-one part")

@@ -216,7 +216,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
     products = functools.partial(window_products, spec.to_fields, spec.fields, n_state, cfg.output.members)
     cache_key = json.dumps([__version__, source_digest(), resolved(cfg), checkpoint_sha or ""], sort_keys=True,
                            default=str)
-    step, forward, advance = window_functions(setup, lambda res, t0, t1, s0, s1: products(res.background, res.analysis,
+    step, forward, advance, chunk = window_functions(setup, lambda res, t0, t1, s0, s1: products(res.background, res.analysis,
                                                                                  res.filter, t0, t1, s0, s1),
                                      (export_folder(), cache_key))
 
@@ -281,13 +281,17 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                                              json.loads(attrs["control_names"]), cfg.ensemble.seed)
             else:
                 background = initial_ensemble(spec, setup, cfg, jax.random.fold_in(key, 10**9), dtype, spinup)
-        else:
-            if cfg.ensemble.initial is not None:
-                warn(f"ensemble.initial ({cfg.ensemble.initial}) is ignored: {out} resumes from its own last analysis")
-            background = forward(np.asarray(store.read_last("analysis"), np.float64))
-
         search_mode = cfg.solver.search if cfg.solver.search != "auto" else ("always" if header else "first")
         restart_on = cfg.solver.restart == "on" or (cfg.solver.restart == "auto" and header is not None)
+        per_call = _windows_per_call(cfg, specs, restart_on, setup.mesh is not None or parallel.process_count > 1)
+        if resumed:
+            if cfg.ensemble.initial is not None:
+                warn(f"ensemble.initial ({cfg.ensemble.initial}) is ignored: {out} resumes from its own last analysis")
+            last_analysis = np.asarray(store.read_last("analysis"), np.float64)
+            # several windows per call forecast the last analysis inside the call (as they do between windows)
+            # (committed to the device, as a cold start's first guess is: one compiled program for both)
+            background = (jax.device_put(last_analysis, jax.local_devices()[0]) if per_call > 1
+                          else forward(last_analysis))
         retry_args: dict[int, tuple] = {}  # window k -> the step's arguments besides the background
 
         def climatology(k: int):
@@ -327,13 +331,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         no_truth = np.full(n_truth, np.nan, np_dtype)
         timing = {"compile_seconds": 0.0, "analysis_seconds": 0.0, "windows_split": 0}
 
-        def dispatch(n_done, k, background):
-            """Start window k on the device; -> what finish needs."""
-            t_window, c_window = time.perf_counter(), COMPILE_SECONDS[0]
-            if k > position[0]:
-                background = advance(background, k - position[0])
-                position[1] += k - position[0]
-            position[0] = k + 1
+        def window_args(n_done, k):
+            """Window k's observations (padded), truth and flags: the step's arguments besides the background."""
             sel = order[bounds[n_done - 1]:bounds[n_done]]
             start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
             times, tidx = np.unique(t_s[sel], return_inverse=True)
@@ -368,6 +367,16 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             search = search_mode == "always" or (search_mode == "first" and resumed == 0 and n_done == 1
                                                  and cfg.ensemble.initial is None)
             args = (wobs, key, np.uint32(k), np.bool_(search), truth_start, truth_end, model_sd(start_s), model_sd(end_s))
+            return sel, start_s, end_s, args
+
+        def dispatch(n_done, k, background):
+            """Start window k on the device; -> what finish needs."""
+            t_window, c_window = time.perf_counter(), COMPILE_SECONDS[0]
+            if k > position[0]:
+                background = advance(background, k - position[0])
+                position[1] += k - position[0]
+            position[0] = k + 1
+            sel, start_s, end_s, args = window_args(n_done, k)
             if restart_on:
                 retry_args[k] = args
             _, fetch = step(background, *args)
@@ -480,9 +489,66 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         # One window's lag: window k's analysis runs on the device while the host records and commits
         # window k-1. (A failure found in window k-1 discards window k's work; nothing of it is stored.)
         position = [first_k, 0]  # the window whose start the background is at; windows skipped
+
+        def groups():
+            """Consecutive windows sharing their padded sizes (so one compiled call), at most per_call each."""
+            group, shape = [], None
+            for n_done, k in enumerate(windows, start=1):
+                prepared = window_args(n_done, k)
+                wobs = prepared[3][0]
+                this = (wobs.value.shape[0], wobs.times.shape[0])
+                if group and (this != shape or len(group) == per_call):
+                    yield group
+                    group = []
+                shape = this
+                group.append((n_done, k, prepared))
+            if group:
+                yield group
+
+        def finish_group(done):
+            group, results, elapsed, compiled = done
+            for i, ((n_done, k, (sel, start_s, end_s, _)), result) in enumerate(zip(group, results)):
+                compile_i = compiled if i == 0 else 0.0
+                finish([n_done, k, sel, start_s, end_s, result, None, compile_i,
+                        compile_i + max(elapsed - compiled, 0.0) / len(group)])
+
+        def run_chunked(carry):
+            """``per_call`` windows per compiled call; window k's background is the forecast of the previous
+            analysis inside the call (``carry``: the first window's background on a cold start, else the
+            store's last analysis). The host records one call's windows while the device runs the next."""
+            carry_at = first_k if resumed == 0 else first_k - 1  # the window whose start the carry is at
+            done = None
+            for group in groups():
+                t0, c0 = time.perf_counter(), COMPILE_SECONDS[0]
+                n_adv = np.zeros(per_call, np.int64)
+                for i, (_, k, _) in enumerate(group):
+                    n_adv[i] = k - carry_at
+                    carry_at = k
+                    position[1] += k - position[0]
+                    position[0] = k + 1
+                stacked = [window[2][3] for window in group]
+                stacked += [stacked[-1]] * (per_call - len(group))  # padding, skipped on the device
+                wobs, key_ = jax.tree.map(lambda *v: np.stack(v), *[a[0] for a in stacked]), stacked[0][1]
+                ks, searches = (np.stack([a[i] for a in stacked]) for i in (2, 3))
+                extras = [np.stack([a[i] for a in stacked]) for i in range(4, len(stacked[0]))]
+                carry, fetch = chunk(carry, n_adv, wobs, key_, ks, searches, np.arange(per_call) < len(group), *extras)
+                compiled = COMPILE_SECONDS[0] - c0
+                host = time.perf_counter()
+                if done is not None:
+                    finish_group(done)
+                host = time.perf_counter() - host
+                done = (group, fetch(), time.perf_counter() - t0 - host, compiled)
+            if done is not None:
+                finish_group(done)
+
         try:
             previous_item = None
-            for n_done, k in enumerate(windows, start=1):
+            if per_call > 1:
+                windows_loop = []
+                run_chunked(background)
+            else:
+                windows_loop = windows
+            for n_done, k in enumerate(windows_loop, start=1):
                 item = dispatch(n_done, k, background)
                 if previous_item is not None:
                     finish(previous_item)
@@ -536,6 +602,26 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                      f"{', '.join(map(str, summary[key][:10]))}{' ...' if len(summary[key]) > 10 else ''}; "
                      f"see '{where}' in the store")
         return summary
+
+
+def _windows_per_call(cfg: AssimilateConfig, specs: dict, restart_on: bool, distributed: bool) -> int:
+    """Windows analysed in one compiled call: ``solver.windows_per_call``, or (0) as many as keep a call's
+    stored results near 16 MiB, at most 64; 1 where the host decides between windows (``solver.restart``)
+    or several devices share a window. From the configuration alone, so a run split anywhere gives the
+    same bits."""
+    n = cfg.solver.windows_per_call
+    if restart_on or distributed:
+        if n > 1:
+            raise ConfigError(f"solver.windows_per_call = {n} needs one window per call here: "
+                              + ("solver.restart decides between windows on the host; set solver.restart = \"off\""
+                                 if restart_on else "a window is split over several devices"))
+        return 1
+    if n:
+        return n
+    # the per-window bytes of the stored arrays whose size does not depend on the observations
+    size = sum(int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize for a in specs.values()
+               if "obs" not in a.dims)
+    return int(min(64, 1 << max(0, int(math.log2(max((16 << 20) // max(size, 1), 1))))))
 
 
 def _check_compat(store, attrs: dict, out: Path) -> None:

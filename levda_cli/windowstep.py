@@ -3,9 +3,18 @@ windows, exported once per configuration so a later process (a cron cycle) skips
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+
+class Functions(NamedTuple):
+    step: Callable
+    forward: Callable
+    advance: Callable
+    chunk: Callable
 
 
 def window_functions(setup, products=None, cache: tuple[Path | None, str] = (None, "")):
@@ -47,10 +56,11 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     trees: dict[tuple, object] = {}  # signature -> the argument tree (fixed for a run)
     layouts: dict[tuple, list] = {}  # signature -> [(name, offset, size, shape, dtype)], JSON-able
 
-    def step(*leaves):
-        sig = signature(leaves)
-        a, bg, wobs, key_, k, search, *extra = jax.tree.unflatten(trees[sig], leaves)
-        res = analyse_window(eqx.combine(a, static), bg, wobs, jax.random.fold_in(key_, k), search)
+    def results(setup_, bg, wobs, key_, k, search, extra, sig):
+        """-> (the analysis, everything the host needs packed into one vector); records the layout."""
+        # one value per result for every use below (the stored copy, the carry): no fusion that computes
+        # the analysis twice, rounded apart
+        res = jax.lax.optimization_barrier(analyse_window(setup_, bg, wobs, jax.random.fold_in(key_, k), search))
         named = {f"res.{f.name}": getattr(res, f.name) for f in dataclasses.fields(res)}
         if products is not None:
             named.update({f"prod.{n}": v for n, v in products(res, *extra).items()})
@@ -64,6 +74,39 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
         packed = jnp.concatenate([jnp.ravel(v).astype(bg.dtype) for v in named.values()])
         return res.analysis, packed
 
+    def step(*leaves):
+        sig = signature(leaves)
+        a, bg, wobs, key_, k, search, *extra = jax.tree.unflatten(trees[sig], leaves)
+        return results(eqx.combine(a, static), bg, wobs, key_, k, search, extra, sig)
+
+    def chunk(*leaves):
+        """Several windows in one call (``lax.scan``): each forecasts the previous analysis ``n_adv``
+        window shifts (0: the carry is already its background) and analyses its observations;
+        inactive windows (padding) leave the carry as it is. Every window runs the same compiled
+        body, so where a run's calls begin and end does not change a bit."""
+        sig = signature(leaves)
+        a, carry, n_adv, wobs, key_, ks, searches, active, *extra = jax.tree.unflatten(trees[sig], leaves)
+        setup_ = eqx.combine(a, static)
+
+        def analysed(bg, x):
+            w, k, search, ex = x
+            analysis, packed = results(setup_, bg, w, key_, k, search, ex, sig)
+            # the carry read back from the packed copy the host stores (XLA may otherwise compute the analysis
+            # in two fusions rounded apart, and a resumed run starts from the stored copy)
+            packed = jax.lax.optimization_barrier(packed)
+            at = next(at for name, at, *_ in layouts[sig] if name == "res.analysis")
+            return packed[at:at + analysis.size].reshape(analysis.shape), packed
+
+        x0 = jax.tree.map(lambda v: v[0], (wobs, ks, searches, extra))
+        size = jax.eval_shape(analysed, carry, x0)[1].shape
+
+        def body(ens, x):
+            n, on, rest = x
+            bg = advance_windows(setup_, ens, n)
+            return jax.lax.cond(on, lambda: analysed(bg, rest), lambda: (ens, jnp.zeros(size, carry.dtype)))
+
+        return jax.lax.scan(body, carry, (n_adv, active, (wobs, ks, searches, extra)))
+
     def unpack(packed, layout):
         flat = np.asarray(packed)
         res, prod = {}, {}
@@ -73,6 +116,7 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
         return types.SimpleNamespace(**res), prod
 
     step_c = CachedFunction(step, "window_step", key, folder, layouts, sharding=rep)
+    chunk_c = CachedFunction(chunk, "window_chunk", key, folder, layouts, sharding=rep)
     structure = jax.tree.structure(arrays)
     forward_c = CachedFunction(
         lambda *leaves: forecast_ensemble(eqx.combine(jax.tree.unflatten(structure, leaves[:-1]), static),
@@ -93,8 +137,21 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
         layout = layouts[sig]
         return analysis, lambda: unpack(packed, layout)
 
-    return (run_step, (lambda ens: forward_c(*array_leaves, ens)),
-            (lambda ens, n: advance_c(*array_leaves, ens, np.int64(n))))
+    def run_chunk(carry, n_adv, wobs, key_, ks, searches, active, *extra):
+        """Windows stacked along a leading axis -> (the last analysis on the device, a function giving
+        [(result, products)] per window on the host, inactive ones left out)."""
+        args = (carry, n_adv, wobs, key_, ks, searches, active, *extra)
+        leaves = [*array_leaves, *jax.tree.leaves(args)]
+        sig = signature(leaves)
+        if sig not in trees:
+            trees[sig] = jax.tree.structure((arrays, *args))
+        last, packed = chunk_c(*leaves)
+        layout = layouts[sig]
+        on = np.flatnonzero(np.asarray(active))
+        return last, lambda: [unpack(row, layout) for row in np.asarray(packed)[on]]
+
+    return Functions(run_step, (lambda ens: forward_c(*array_leaves, ens)),
+                     (lambda ens, n: advance_c(*array_leaves, ens, np.int64(n))), run_chunk)
 
 
 def window_products(to_fields, fields, n_state, members, background, analysis, filtered, truth_start, truth_end,

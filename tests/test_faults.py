@@ -216,10 +216,11 @@ def test_times_far_beyond_the_run_refused(tmp_path, cli_env, on_invalid, code, u
         assert summary["rejected"] == {"beyond_horizon": 2} and summary["windows_run"] == 2
 
 
-@pytest.mark.parametrize("split", [3, 11])
-def test_resume_anywhere_equals_one_run_bitwise(tmp_path, cli_env, split):
+@pytest.mark.parametrize("split,per_call", [(3, 0), (11, 0), (7, 4)])
+def test_resume_anywhere_equals_one_run_bitwise(tmp_path, cli_env, split, per_call):
     """Windows with different observation counts (so different padding); a run split after any
-    window gives bit-for-bit the numbers of one run."""
+    window gives bit-for-bit the numbers of one run, with calls of several windows (per_call 0: the
+    default, 64; 4: calls that end inside a run of equally padded windows)."""
     rng = np.random.default_rng(5)
     rows = ["time,site,variable,value,error"]
     for k in range(1, 16):
@@ -233,7 +234,8 @@ def test_resume_anywhere_equals_one_run_bitwise(tmp_path, cli_env, split):
     (tmp_path / "first.csv").write_text("\n".join([rows[0], *first]) + "\n")
     # N = 20 (the config's): at N = 8 the bits agreed even when the next background came from another
     # compiled program than a resumed run's; at N = 20 they did not
-    args = ["--model", "lorenz96", "-c", CONFIG, "--set", "ensemble.spinup=1.0", "-q", "--set", "solver.rotate=true"]
+    args = ["--model", "lorenz96", "-c", CONFIG, "--set", "ensemble.spinup=1.0", "-q", "--set", "solver.rotate=true",
+            "--set", f"solver.windows_per_call={per_call}"]
     assert _run(["assimilate", "all.csv", *args, "--out", "whole.zarr"], tmp_path, cli_env).exit_code == 0
     assert _run(["assimilate", "first.csv", *args, "--out", "parts.zarr"], tmp_path, cli_env).exit_code == 0
     assert xr.open_zarr(tmp_path / "parts.zarr").sizes["window"] == split
@@ -241,6 +243,39 @@ def test_resume_anywhere_equals_one_run_bitwise(tmp_path, cli_env, split):
     whole, parts = xr.open_zarr(tmp_path / "whole.zarr"), xr.open_zarr(tmp_path / "parts.zarr")
     for name in ("background", "analysis", "filter", "cost_final", "x_analysis_mean", "hofx_analysis"):
         assert np.array_equal(parts[name].values, whole[name].values, equal_nan=True), name
+
+
+def test_windows_per_call_gives_the_numbers_of_one_window_per_call(tmp_path, cli_env):
+    """Several windows per compiled call (lax.scan) and one per call are different programs: the same
+    numbers to rounding, the same windows, flags and counts; a gap without observations is crossed
+    inside the call as it is between calls."""
+    obs = _obs(tmp_path / "obs.csv", [6, 12, 18, 24, 60, 66, 72])  # a gap of 5 empty windows
+    runs = {}
+    for per_call in (1, 3, 0):
+        out = f"an{per_call}.zarr"
+        result = _run(["assimilate", obs, "--model", "lorenz96", "-c", CONFIG, *FAST, "--out", out, "--json",
+                       "--set", f"solver.windows_per_call={per_call}"], tmp_path, cli_env)
+        assert result.exit_code == 0, result.output
+        runs[per_call] = (_json(result.output), xr.open_zarr(tmp_path / out))
+    one, ds_one = runs[1]
+    for per_call in (3, 0):
+        summary, ds = runs[per_call]
+        assert summary["windows_run"] == one["windows_run"] == 7
+        assert summary["windows_without_observations"] == one["windows_without_observations"] == 5
+        assert [r["window"] for r in summary["windows"]] == [r["window"] for r in one["windows"]]
+        for name in ("background", "analysis", "filter", "x_analysis_mean", "hofx_analysis"):
+            np.testing.assert_allclose(ds[name].values, ds_one[name].values, rtol=0, atol=1e-9, err_msg=name)
+        for name in ("iterations", "converged", "consistent", "n_obs", "window_index"):
+            assert np.array_equal(ds[name].values, ds_one[name].values), name
+
+
+def test_windows_per_call_refused_where_the_host_decides_between_windows(tmp_path, cli_env):
+    obs = _obs(tmp_path / "obs.csv", [6, 12])
+    result = _run(["assimilate", obs, "--model", "lorenz96", "-c", CONFIG, *FAST, "--out", "an.zarr",
+                   "--set", "solver.windows_per_call=8", "--set", "solver.restart=on"], tmp_path, cli_env)
+    assert result.exit_code == 2, result.output
+    assert "solver.windows_per_call" in result.output and "solver.restart" in result.output
+    assert not (tmp_path / "an.zarr").exists()
 
 
 def test_resume_check_uses_the_checkpoint_checksum(tmp_path, cli_env):

@@ -330,7 +330,8 @@ class AnalysisStore:
         arrays = self._arrays()
         for name in windows[0]:
             arr = arrays[name]
-            values = [np.asarray(w[name], dtype=arr.dtype) for w in windows]
+            dtype = arr.dtype  # a property that costs microseconds: once per array, not per window
+            values = [np.asarray(w[name], dtype=dtype) for w in windows]
             inner = tuple(arr.shape[1:])
             if all(v.shape == inner for v in values):  # fixed-shape arrays: one stack
                 shape = [n + b, *inner]
@@ -340,7 +341,7 @@ class AnalysisStore:
                 for value in values:
                     for axis, size in enumerate(value.shape, start=1):
                         shape[axis] = max(shape[axis], size)  # the observation slots may grow
-                block = np.full((b, *shape[1:]), np.nan if arr.dtype.kind == "f" else -1, arr.dtype)
+                block = np.full((b, *shape[1:]), np.nan if dtype.kind == "f" else -1, dtype)
                 for i, value in enumerate(values):
                     block[(i, *(slice(0, s) for s in value.shape))] = value
             if tuple(shape) != tuple(arr.shape):
