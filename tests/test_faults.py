@@ -145,20 +145,20 @@ def test_older_store_layouts_refused_with_a_message(tmp_path, cli_env, version, 
 
 
 def test_exported_window_programs_are_reused_and_a_damaged_one_rewritten(tmp_path, cli_env):
-    """The window step and forecast are exported into the cache folder once; a later run (a cron
-    cycle) loads them instead of tracing, with the same bits as a run without any cache; a damaged
-    export file is ignored and written again."""
+    """The compiled calls (here several windows per call) are exported into the cache folder once; a
+    later run (a cron cycle) loads them instead of tracing, with the same bits as a run without any
+    cache; a damaged export file is ignored and written again."""
     obs = _obs(tmp_path / "obs.csv", [6, 12, 18])
     args = ["assimilate", obs, "--model", "lorenz96", "-c", CONFIG, *FAST]
     cache = tmp_path / "cache"
     env = {"LEVDA_CACHE_DIR": str(cache)}
     assert _run([*args, "--out", "a.zarr"], tmp_path, env).exit_code == 0
     exports = sorted((cache / "exports").glob("*.jaxexport"))
-    assert {p.name.split("-")[0] for p in exports} == {"window_step", "forecast"}
+    assert {p.name.split("-")[0] for p in exports} == {"window_chunk"}
     stamps = {p: p.stat().st_mtime_ns for p in exports}
     assert _run([*args, "--out", "b.zarr"], tmp_path, env).exit_code == 0
     assert {p: p.stat().st_mtime_ns for p in exports} == stamps  # loaded, not written again
-    step_file = next(p for p in exports if p.name.startswith("window_step"))
+    step_file = next(p for p in exports if p.name.startswith("window_chunk"))
     step_file.write_bytes(b"not an export")
     assert _run([*args, "--out", "c.zarr"], tmp_path, env).exit_code == 0
     assert step_file.read_bytes() != b"not an export"
