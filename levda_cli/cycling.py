@@ -317,11 +317,15 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         rows, pending, last_commit = [], [], [time.monotonic(), 0.0]  # time of the last commit, its duration
         restarted: list[int] = []  # windows whose kept analysis came from the climatological restart
 
-        def commit():
+        writer = _BackgroundCommits(store)
+
+        def commit(wait: bool = False):
             # the batch leaves `pending` before it is written, so a write that fails is not retried below
             batch = pending[:]
             pending.clear()
-            store.append(batch)
+            writer.submit(batch)
+            if wait:
+                writer.wait()
         # Each window's observations, by one stable sort (in file order within a window).
         order = np.flatnonzero(usable)
         order = order[np.argsort(k_obs[order], kind="stable")]
@@ -458,9 +462,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             # (a commit of many windows takes a while): the wait is at least 10 x the last commit's time.
             every = cfg.output.commit_seconds and max(cfg.output.commit_seconds, 10 * last_commit[1])  # 0: each window
             if time.monotonic() - last_commit[0] >= every or k == windows[-1]:
-                t_commit = time.monotonic()
-                commit()
-                last_commit[:] = [time.monotonic(), time.monotonic() - t_commit]
+                commit()  # on the writer's thread; the duration is the last finished commit's
+                last_commit[:] = [time.monotonic(), writer.seconds]
             row = {
                 "window": k, "start": _iso(start_s), "end": _iso(end_s),
                 "cost_initial": float(res.cost_initial), "cost_final": float(res.cost_final),
@@ -482,7 +485,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             if progress is not None:
                 progress(n_done, len(windows), row)
             if parallel.any(stop()) and k != windows[-1]:
-                commit()
+                commit(wait=True)
                 raise Interrupted(f"stopped after window {k}; {out} holds {store.n_windows} complete window(s). "
                                   "Run the same command again to continue")
 
@@ -517,9 +520,9 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             analysis inside the call (``carry``: the first window's background on a cold start, else the
             store's last analysis). The host records one call's windows while the device runs the next."""
             carry_at = first_k if resumed == 0 else first_k - 1  # the window whose start the carry is at
-            done = None
-            for group in groups():
-                t0, c0 = time.perf_counter(), COMPILE_SECONDS[0]
+
+            def arguments(group):
+                nonlocal carry_at
                 n_adv = np.zeros(per_call, np.int64)
                 for i, (_, k, _) in enumerate(group):
                     n_adv[i] = k - carry_at
@@ -531,13 +534,25 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 wobs, key_ = jax.tree.map(lambda *v: np.stack(v), *[a[0] for a in stacked]), stacked[0][1]
                 ks, searches = (np.stack([a[i] for a in stacked]) for i in (2, 3))
                 extras = [np.stack([a[i] for a in stacked]) for i in range(4, len(stacked[0]))]
-                carry, fetch = chunk(carry, n_adv, wobs, key_, ks, searches, np.arange(per_call) < len(group), *extras)
+                return n_adv, wobs, key_, ks, searches, np.arange(per_call) < len(group), *extras
+
+            # One call in flight: while the device runs call c, the host records call c - 1's windows and
+            # prepares call c + 1's arguments.
+            done, pending_groups = None, groups()
+            group = next(pending_groups, None)
+            args = arguments(group) if group is not None else None
+            while group is not None:
+                t0, c0 = time.perf_counter(), COMPILE_SECONDS[0]
+                carry, fetch = chunk(carry, *args)
                 compiled = COMPILE_SECONDS[0] - c0
                 host = time.perf_counter()
                 if done is not None:
                     finish_group(done)
+                next_group = next(pending_groups, None)
+                args = arguments(next_group) if next_group is not None else None
                 host = time.perf_counter() - host
                 done = (group, fetch(), time.perf_counter() - t0 - host, compiled)
+                group = next_group
             if done is not None:
                 finish_group(done)
 
@@ -569,7 +584,10 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             if previous_item is not None:
                 finish(previous_item)
         finally:
-            commit()  # finished windows are kept on any exit: an error, a divergence
+            try:
+                commit()  # finished windows are kept on any exit: an error, a divergence
+            finally:
+                writer.close()  # waits for the last commit (and raises its error)
 
         summary = _summary(out, resumed, rows, obs, store.n_windows, position[1])
         summary["surrogate_error_added"] = representation  # RMS added error per field (latent mode)
@@ -622,6 +640,42 @@ def _windows_per_call(cfg: AssimilateConfig, specs: dict, restart_on: bool, dist
     size = sum(int(np.prod(a.shape, dtype=np.int64)) * np.dtype(a.dtype).itemsize for a in specs.values()
                if "obs" not in a.dims)
     return int(min(64, 1 << max(0, int(math.log2(max((16 << 20) // max(size, 1), 1))))))
+
+
+class _BackgroundCommits:
+    """Commits on one background thread, one at a time and in order, so the host records the next windows
+    (and the device computes them) while zarr encodes and writes. A commit's error is raised by the next
+    ``submit``, ``wait`` or ``close``; each commit is still atomic (``AnalysisStore.append``)."""
+
+    def __init__(self, store):
+        self.store, self.future, self.pool, self.seconds = store, None, None, 0.0
+
+    def _append(self, batch) -> None:
+        t0 = time.monotonic()
+        self.store.append(batch)
+        self.seconds = time.monotonic() - t0
+
+    def submit(self, batch: list) -> None:
+        self.wait()
+        if not batch:
+            return
+        if self.pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="levda-commit")
+        self.future = self.pool.submit(self._append, batch)
+
+    def wait(self) -> None:
+        future, self.future = self.future, None
+        if future is not None:
+            future.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
 
 
 def _check_compat(store, attrs: dict, out: Path) -> None:
@@ -732,6 +786,13 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _rms_ratio(spreads, errors) -> float | None:
+    pairs = [(s, e) for s, e in zip(spreads, errors) if math.isfinite(s) and math.isfinite(e)]
+    if not pairs or not any(e for _, e in pairs):
+        return None
+    return math.sqrt(sum(s * s for s, _ in pairs) / sum(e * e for _, e in pairs))
+
+
 def _summary(out, resumed, rows, obs, n_windows, skipped: int = 0) -> dict:
     reasons = {obsio.QC_NAMES[int(c)]: int(n) for c, n in zip(*np.unique(obs.qc, return_counts=True)) if c != 0}
     return {
@@ -751,5 +812,7 @@ def _summary(out, resumed, rows, obs, n_windows, skipped: int = 0) -> dict:
         "mean_inflation": _mean([r["inflation"] for r in rows]),
         "mean_innovation_ratio": _mean([r["innovation_ratio"] for r in rows]),
         "mean_spread_skill": _mean([r["spread_skill"] for r in rows]),
+        # RMS spread over RMS error across the windows (1 when calibrated: E|error|^2 = E spread^2)
+        "spread_skill": _rms_ratio([r["spread"] for r in rows], [r["rmse"] for r in rows]),
         "windows": rows,
     }

@@ -138,6 +138,8 @@ def _assimilate(observations, out, model, checkpoint, config, truth, truth_traje
             rmses = [r["rmse"] for r in rows if r["rmse"] == r["rmse"]]
             if rmses:
                 console.print(f"mean analysis RMSE {sum(rmses) / len(rmses):.4f}, "
-                              f"mean spread {sum(r['spread'] for r in rows) / len(rows):.4f}")
+                              f"mean spread {sum(r['spread'] for r in rows) / len(rows):.4f}"
+                              + (f", spread/skill {summary['spread_skill']:.2f} (RMS over windows)"
+                                 if summary.get("spread_skill") is not None else ""))
         if json:
             emit_json(summary)
