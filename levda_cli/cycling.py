@@ -174,7 +174,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
     if truth_path is not None:
         from levda_cli.io.trajectories import open_trajectories, truth_lookup
 
-        truth_ds = open_trajectories(truth_path)
+        truth_ds = open_trajectories(truth_path, dask=False)
         truth_params = {p: float(truth_ds[p].values[truth_trajectory]) for p in spec.params
                         if p in truth_ds and truth_ds[p].ndim == 1 and truth_ds[p].shape[0] > truth_trajectory}
         truth = truth_lookup(truth_ds, spec.fields, truth_trajectory,
