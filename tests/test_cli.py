@@ -66,6 +66,11 @@ def test_end_to_end_store_contents(work, cli_env, strict_summary):
     np.testing.assert_allclose(np.sqrt((oma**2).mean("obs")).values, ds["oma_rms"].values[:, 0], rtol=1e-10)
     assert json.loads(ds.attrs["config"])["ensemble"]["size"] == 20
     assert "levda assimilate" in ds.attrs["command"]
+    # calibration in the summary: RMS spread over RMS error across the windows, and the mean of the ratios
+    spread = ds["spread_analysis"].values
+    assert summary["spread_skill"] == pytest.approx(np.sqrt(np.mean(spread**2) / np.mean(rmse**2)), rel=1e-9)
+    assert summary["mean_spread_skill"] == pytest.approx(np.mean(spread / rmse), rel=1e-9)
+    np.testing.assert_allclose(ds["spread_skill"].values, spread / rmse, rtol=1e-12)
 
 
 @pytest.mark.parametrize("other", ["obs.nc", "obs_ioda.nc"])
