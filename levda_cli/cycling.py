@@ -289,9 +289,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 warn(f"ensemble.initial ({cfg.ensemble.initial}) is ignored: {out} resumes from its own last analysis")
             last_analysis = np.asarray(store.read_last("analysis"), np.float64)
             # several windows per call forecast the last analysis inside the call (as they do between windows)
-            # (committed to the device, as a cold start's first guess is: one compiled program for both)
-            background = (jax.device_put(last_analysis, jax.local_devices()[0]) if per_call > 1
-                          else forward(last_analysis))
+            background = last_analysis if per_call > 1 else forward(last_analysis)
         retry_args: dict[int, tuple] = {}  # window k -> the step's arguments besides the background
 
         def climatology(k: int):
@@ -520,6 +518,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             analysis inside the call (``carry``: the first window's background on a cold start, else the
             store's last analysis). The host records one call's windows while the device runs the next."""
             carry_at = first_k if resumed == 0 else first_k - 1  # the window whose start the carry is at
+            # committed to the device whatever made it (a given ensemble, a first guess, the store): one program
+            carry = jax.device_put(carry, jax.local_devices()[0])
 
             def arguments(group):
                 nonlocal carry_at
