@@ -12,6 +12,7 @@ observation is assimilated exactly once even when windows overlap.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -536,25 +537,31 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 extras = [np.stack([a[i] for a in stacked]) for i in range(4, len(stacked[0]))]
                 return n_adv, wobs, key_, ks, searches, np.arange(per_call) < len(group), *extras
 
-            # One call in flight: while the device runs call c, the host records call c - 1's windows and
-            # prepares call c + 1's arguments.
-            done, pending_groups = None, groups()
-            group = next(pending_groups, None)
-            args = arguments(group) if group is not None else None
-            while group is not None:
-                t0, c0 = time.perf_counter(), COMPILE_SECONDS[0]
+            # Two calls in flight: the device runs call c with c + 1 queued while the host records call c's
+            # predecessor's windows and prepares c + 2's arguments, so a pause of the host (a commit holding
+            # the interpreter) does not leave the device idle.
+            in_flight: collections.deque = collections.deque()  # (group, fetch, dispatched at, compiling)
+            last_done = [time.perf_counter()]
+
+            def finish_oldest():
+                group, fetch, dispatched, compiled = in_flight.popleft()
+                results = fetch()
+                now = time.perf_counter()
+                # the device's time for this call: from when it could start (dispatched, or the previous
+                # call done) to its results on the host
+                seconds = compiled + max(now - max(dispatched, last_done[0]), 0.0)
+                last_done[0] = now
+                finish_group((group, results, seconds, compiled))
+
+            for group in groups():
+                args = arguments(group)
+                c0 = COMPILE_SECONDS[0]
                 carry, fetch = chunk(carry, *args)
-                compiled = COMPILE_SECONDS[0] - c0
-                host = time.perf_counter()
-                if done is not None:
-                    finish_group(done)
-                next_group = next(pending_groups, None)
-                args = arguments(next_group) if next_group is not None else None
-                host = time.perf_counter() - host
-                done = (group, fetch(), time.perf_counter() - t0 - host, compiled)
-                group = next_group
-            if done is not None:
-                finish_group(done)
+                in_flight.append((group, fetch, time.perf_counter(), COMPILE_SECONDS[0] - c0))
+                if len(in_flight) > 2:
+                    finish_oldest()
+            while in_flight:
+                finish_oldest()
 
         try:
             previous_item = None
