@@ -175,7 +175,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
     if truth_path is not None:
         from levda_cli.io.trajectories import open_trajectories, truth_lookup
 
-        truth_ds = open_trajectories(truth_path, dask=False)
+        truth_ds = open_trajectories(truth_path)
         truth_params = {p: float(truth_ds[p].values[truth_trajectory]) for p in spec.params
                         if p in truth_ds and truth_ds[p].ndim == 1 and truth_ds[p].shape[0] > truth_trajectory}
         truth = truth_lookup(truth_ds, spec.fields, truth_trajectory,
@@ -334,6 +334,11 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         no_truth = np.full(n_truth, np.nan, np_dtype)
         timing = {"compile_seconds": 0.0, "analysis_seconds": 0.0, "windows_split": 0}
 
+        def reach(k):
+            """Window k is next: count the windows without observations skipped to get there."""
+            position[1] += k - position[0]
+            position[0] = k + 1
+
         def window_args(n_done, k):
             """Window k's observations (padded), truth and flags: the step's arguments besides the background."""
             sel = order[bounds[n_done - 1]:bounds[n_done]]
@@ -377,8 +382,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             t_window, c_window = time.perf_counter(), COMPILE_SECONDS[0]
             if k > position[0]:
                 background = advance(background, k - position[0])
-                position[1] += k - position[0]
-            position[0] = k + 1
+            reach(k)
             sel, start_s, end_s, args = window_args(n_done, k)
             if restart_on:
                 retry_args[k] = args
@@ -488,8 +492,6 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 raise Interrupted(f"stopped after window {k}; {out} holds {store.n_windows} complete window(s). "
                                   "Run the same command again to continue")
 
-        # One window's lag: window k's analysis runs on the device while the host records and commits
-        # window k-1. (A failure found in window k-1 discards window k's work; nothing of it is stored.)
         position = [first_k, 0]  # the window whose start the background is at; windows skipped
 
         def groups():
@@ -528,8 +530,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 for i, (_, k, _) in enumerate(group):
                     n_adv[i] = k - carry_at
                     carry_at = k
-                    position[1] += k - position[0]
-                    position[0] = k + 1
+                    reach(k)
                 stacked = [window[2][3] for window in group]
                 stacked += [stacked[-1]] * (per_call - len(group))  # padding, skipped on the device
                 wobs, key_ = jax.tree.map(lambda *v: np.stack(v), *[a[0] for a in stacked]), stacked[0][1]
@@ -563,14 +564,11 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             while in_flight:
                 finish_oldest()
 
-        try:
+        def run_single(background):
+            """One window per call, one window's lag: window k's analysis runs on the device while the host
+            records and commits window k-1 (a failure found in window k-1 discards window k's work)."""
             previous_item = None
-            if per_call > 1:
-                windows_loop = []
-                run_chunked(background)
-            else:
-                windows_loop = windows
-            for n_done, k in enumerate(windows_loop, start=1):
+            for n_done, k in enumerate(windows, start=1):
                 item = dispatch(n_done, k, background)
                 if previous_item is not None:
                     finish(previous_item)
@@ -590,6 +588,9 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 previous_item = item
             if previous_item is not None:
                 finish(previous_item)
+
+        try:
+            (run_chunked if per_call > 1 else run_single)(background)
         finally:
             try:
                 commit()  # finished windows are kept on any exit: an error, a divergence

@@ -21,7 +21,8 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     """The compiled window step ``(background, obs, key, k, search, *extra) -> (analysis on the device, fetch)``,
     ``fetch() -> (result, products)`` on the host, the forecast of an analysis to the next window's
     start ``(ensemble) -> ensemble``, and the forecast across ``n`` windows without observations
-    ``(ensemble, n) -> ensemble``.
+    ``(ensemble, n) -> ensemble``, and several windows in one call ``(carry, n_adv, stacked obs, key, ks,
+    searches, active, *stacked extra) -> (last analysis, fetch)`` with ``fetch() -> [(result, products)]``.
 
     ``products(result, *extra)`` (the store's fields and scores) is compiled into the same call as the
     analysis, and everything comes back to the host as one array: one dispatch and one transfer per
@@ -29,7 +30,7 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     resumed run reads from the store), not the step's device output: XLA may compute the analysis
     in two fusions rounded differently, and a run split anywhere must give the same bits.
 
-    Both are ``compiled.CachedFunction``s of the flat list of arrays (the setup's arrays first, its
+    All are ``compiled.CachedFunction``s of the flat list of arrays (the setup's arrays first, its
     static parts closed over): exported once and kept in ``cache = (folder, key)``, so a later
     process (a cron cycle) does not trace them again; less Python per call than ``eqx.filter_jit``;
     the forecast's last-step selection is inside the compiled call (an eager slice costs more than
@@ -58,9 +59,7 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
 
     def results(setup_, bg, wobs, key_, k, search, extra, sig):
         """-> (the analysis, everything the host needs packed into one vector); records the layout."""
-        # one value per result for every use below (the stored copy, the carry): no fusion that computes
-        # the analysis twice, rounded apart
-        res = jax.lax.optimization_barrier(analyse_window(setup_, bg, wobs, jax.random.fold_in(key_, k), search))
+        res = analyse_window(setup_, bg, wobs, jax.random.fold_in(key_, k), search)
         named = {f"res.{f.name}": getattr(res, f.name) for f in dataclasses.fields(res)}
         if products is not None:
             named.update({f"prod.{n}": v for n, v in products(res, *extra).items()})
@@ -126,13 +125,18 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
         lambda *leaves: advance_windows(eqx.combine(jax.tree.unflatten(structure, leaves[:-2]), static), *leaves[-2:]),
         "advance", key, folder, sharding=rep)
 
-    def run_step(*args):
-        """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""
-        arg_leaves = jax.tree.leaves(args)  # the setup's arrays are flattened once, above
-        leaves = [*array_leaves, *arg_leaves]
+    def flat(args):
+        """The call's flat arguments (the setup's arrays, flattened once above, first) and their signature,
+        whose argument tree the traced function unflattens."""
+        leaves = [*array_leaves, *jax.tree.leaves(args)]
         sig = signature(leaves)
         if sig not in trees:
             trees[sig] = jax.tree.structure((arrays, *args))
+        return leaves, sig
+
+    def run_step(*args):
+        """-> (the analysis ensemble on the device, a function giving (result, products) on the host)"""
+        leaves, sig = flat(args)
         analysis, packed = step_c(*leaves)
         layout = layouts[sig]
         return analysis, lambda: unpack(packed, layout)
@@ -140,11 +144,7 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
     def run_chunk(carry, n_adv, wobs, key_, ks, searches, active, *extra):
         """Windows stacked along a leading axis -> (the last analysis on the device, a function giving
         [(result, products)] per window on the host, inactive ones left out)."""
-        args = (carry, n_adv, wobs, key_, ks, searches, active, *extra)
-        leaves = [*array_leaves, *jax.tree.leaves(args)]
-        sig = signature(leaves)
-        if sig not in trees:
-            trees[sig] = jax.tree.structure((arrays, *args))
+        leaves, sig = flat((carry, n_adv, wobs, key_, ks, searches, active, *extra))
         last, packed = chunk_c(*leaves)
         layout = layouts[sig]
         on = np.flatnonzero(np.asarray(active))

@@ -214,34 +214,21 @@ def _read_head(path: Path) -> bytes:
 
 def _decoded_lines(handle, path: Path):
     """The file's lines as text: UTF-8 (a leading byte-order mark dropped), CRLF or LF; a line with
-    bytes that are not UTF-8, or with a NUL byte, is refused with its number. Decoded a block of
-    lines at a time (a line at a time only to find the one at fault)."""
-    number = 0  # lines before this block
-    while True:
-        block = handle.readlines(1 << 22)  # whole lines, about 4 MB
-        if not block:
-            return
-        if number == 0 and block[0].startswith(b"\xef\xbb\xbf"):
-            block[0] = block[0][3:]
+    bytes that are not UTF-8, or with a NUL byte, is refused with its number."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
         try:
-            if b"\x00" in b"".join(block):
-                raise ValueError
-            text = [raw.decode("utf-8") for raw in block]
-        except (UnicodeDecodeError, ValueError):
-            for at, raw in enumerate(block, start=number + 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise ObservationError(
-                        f"{path}, line {at}: byte 0x{raw[err.start]:02x} at column {err.start + 1} is not UTF-8 "
-                        "(a Latin-1 or binary file?); save the file as UTF-8"
-                    ) from None
-                if "\x00" in line:
-                    raise ObservationError(f"{path}, line {at}: a NUL byte at column {line.index(chr(0)) + 1}; the "
-                                           "file is binary or damaged")
-            raise AssertionError("unreachable: a block that failed to decode has a line that fails")  # pragma: no cover
-        yield from text
-        number += len(block)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ObservationError(
+                f"{path}, line {number}: byte 0x{raw[err.start]:02x} at column {err.start + 1} is not UTF-8 "
+                "(a Latin-1 or binary file?); save the file as UTF-8"
+            ) from None
+        if "\x00" in text:
+            raise ObservationError(f"{path}, line {number}: a NUL byte at column {text.index(chr(0)) + 1}; the file "
+                                   "is binary or damaged")
+        yield text
 
 
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?")

@@ -30,9 +30,8 @@ def write_trajectories_batches(batches, path: Path, overwrite: bool = False) -> 
                 ds.to_zarr(tmp, append_dim="trajectory", zarr_format=2, consolidated=True)
 
 
-def open_trajectories(path: Path, dask: bool = True):
-    """Open a trajectory store, refusing anything that is not one with a clear message. ``dask=False``:
-    plain lazily indexed arrays (no dask import, about 0.2 s, for a caller that reads it whole)."""
+def open_trajectories(path: Path):
+    """Open a trajectory store, refusing anything that is not one with a clear message."""
     import xarray as xr
 
     path = Path(path)
@@ -41,7 +40,7 @@ def open_trajectories(path: Path, dask: bool = True):
     if not path.is_dir():
         raise StoreError(f"{path} is a file, not a Zarr trajectory store (make one with 'levda simulate')")
     try:
-        ds = xr.open_zarr(path, consolidated=None, **({} if dask else {"chunks": None}))
+        ds = xr.open_zarr(path, consolidated=None)
     except Exception as err:  # zarr raises several types for a damaged store
         raise StoreError(f"cannot open {path} as a Zarr trajectory store: {type(err).__name__}: {err}") from None
     ds.encoding["source"] = str(path)
