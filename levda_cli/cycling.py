@@ -173,14 +173,11 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
 
     truth, truth_params = None, {}
     if truth_path is not None:
-        from levda_cli.io.trajectories import open_trajectories, truth_lookup
+        from levda_cli.io.trajectories import read_truth
 
-        truth_ds = open_trajectories(truth_path)
-        truth_params = {p: float(truth_ds[p].values[truth_trajectory]) for p in spec.params
-                        if p in truth_ds and truth_ds[p].ndim == 1 and truth_ds[p].shape[0] > truth_trajectory}
-        truth = truth_lookup(truth_ds, spec.fields, truth_trajectory,
-                             benchmark=spec.name.split(":")[-1],
-                             grid_shape=tuple(len(spec.grid[c]) for c in spec.grid_dims))
+        *truth, truth_params = read_truth(truth_path, spec.fields, spec.params, truth_trajectory,
+                                          benchmark=spec.name.split(":")[-1],
+                                          grid_shape=tuple(len(spec.grid[c]) for c in spec.grid_dims))
 
     configure_jax(cfg.output.precision)
     import jax
@@ -329,6 +326,16 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         order = np.flatnonzero(usable)
         order = order[np.argsort(k_obs[order], kind="stable")]
         bounds = np.searchsorted(k_obs[order], np.asarray(windows + [windows[-1] + 1]))
+        # each window's distinct observation times and every observation's place among them (np.unique per
+        # window, done once for the run): pairs (window, time) sorted, numbered, and located per window
+        by_time = np.lexsort((t_s[order], k_obs[order]))
+        pair_k, pair_t = k_obs[order][by_time], t_s[order][by_time]
+        new_pair = np.ones(len(order), bool)
+        new_pair[1:] = (pair_k[1:] != pair_k[:-1]) | (pair_t[1:] != pair_t[:-1])
+        time_id = np.empty(len(order), np.int64)
+        time_id[by_time] = np.cumsum(new_pair) - 1
+        pair_times, pair_windows = pair_t[new_pair], pair_k[new_pair]
+        time_bounds = np.searchsorted(pair_windows, np.asarray(windows + [windows[-1] + 1]))
         np_dtype = np.float64
         n_truth = sum(int(np.prod([len(spec.grid[d]) for d in spec.grid_dims])) for _ in spec.fields)
         no_truth = np.full(n_truth, np.nan, np_dtype)
@@ -343,7 +350,9 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             """Window k's observations (padded), truth and flags: the step's arguments besides the background."""
             sel = order[bounds[n_done - 1]:bounds[n_done]]
             start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
-            times, tidx = np.unique(t_s[sel], return_inverse=True)
+            first_time = time_bounds[n_done - 1]
+            times = pair_times[first_time:time_bounds[n_done]]  # = np.unique(t_s[sel], return_inverse=True)
+            tidx = time_id[bounds[n_done - 1]:bounds[n_done]] - first_time
             # Padding depends on this window alone, so a run split anywhere computes the same numbers.
             # (each padded time costs a partial model step per direction: pad times from 1)
             n, n_pad, t_pad = len(sel), _bucket(len(sel)), _bucket(len(times), 1)
@@ -390,8 +399,9 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             # tracing and compiling happen inside the call above, before it returns
             return [n_done, k, sel, start_s, end_s, fetch, t_window, COMPILE_SECONDS[0] - c_window]
 
-        def finish(item):
-            """Window k's results to the host, checked, recorded and (when due) committed."""
+        def finish(item, spread_max=None):
+            """Window k's results to the host, checked, recorded and (when due) committed. ``spread_max``: the
+            background's largest spread of a control component, when the caller has it."""
             n_done, k, sel, start_s, end_s, (res, prod), t_window, compiled, seconds = item
             compile_s = min(seconds, compiled)
             timing["compile_seconds"] += compile_s
@@ -403,11 +413,12 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                     "Try more inflation, a shorter window, or solver.method = \"levenberg-marquardt\""
                 )
             n_used = len(sel)
-            sd_b = np.std(res.background, axis=0, ddof=1)
-            if not sd_b.max() > cfg.solver.spread_floor:
+            if spread_max is None:
+                spread_max = np.std(res.background, axis=0, ddof=1).max()
+            if not spread_max > cfg.solver.spread_floor:
                 raise DivergenceError(
                     f"window {k} ({_iso(start_s)} to {_iso(end_s)}): the background ensemble is degenerate (largest "
-                    f"spread of a control component {sd_b.max():.3g} <= solver.spread_floor = "
+                    f"spread of a control component {spread_max:.3g} <= solver.spread_floor = "
                     f"{cfg.solver.spread_floor:g}); its members are (nearly) identical, so no observation can move "
                     f"them. {out} keeps the windows before it. Give the first guess a spread (ensemble.perturbation, "
                     "ensemble.latent_noise, or an estimated parameter), or more inflation"
@@ -511,10 +522,11 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
 
         def finish_group(done):
             group, results, elapsed, compiled = done
+            spreads = np.std(np.stack([r[0].background for r in results]), axis=1, ddof=1).max(axis=1)
             for i, ((n_done, k, (sel, start_s, end_s, _)), result) in enumerate(zip(group, results)):
                 compile_i = compiled if i == 0 else 0.0
                 finish([n_done, k, sel, start_s, end_s, result, None, compile_i,
-                        compile_i + max(elapsed - compiled, 0.0) / len(group)])
+                        compile_i + max(elapsed - compiled, 0.0) / len(group)], spreads[i])
 
         def run_chunked(carry):
             """``per_call`` windows per compiled call; window k's background is the forecast of the previous

@@ -107,12 +107,22 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
         return jax.lax.scan(body, carry, (n_adv, active, (wobs, ks, searches, extra)))
 
     def unpack(packed, layout):
-        flat = np.asarray(packed)
-        res, prod = {}, {}
+        return unpack_rows(np.asarray(packed)[None], layout)[0]
+
+    def unpack_rows(rows, layout):
+        """Packed results, one window per row -> [(result, products)] per window (views of one array per
+        field for all the rows: the per-window cost is a dictionary, not a cast per field)."""
+        columns = []
         for name, at, n, shape, dtype in layout:
             kind, _, field = name.partition(".")
-            (res if kind == "res" else prod)[field] = flat[at:at + n].reshape(shape).astype(dtype, copy=False)
-        return types.SimpleNamespace(**res), prod
+            columns.append((kind == "res", field, rows[:, at:at + n].reshape((len(rows), *shape)).astype(dtype, copy=False)))
+        out = []
+        for i in range(len(rows)):
+            res, prod = {}, {}
+            for is_res, field, block in columns:
+                (res if is_res else prod)[field] = block[i]
+            out.append((types.SimpleNamespace(**res), prod))
+        return out
 
     step_c = CachedFunction(step, "window_step", key, folder, layouts, sharding=rep)
     chunk_c = CachedFunction(chunk, "window_chunk", key, folder, layouts, sharding=rep)
@@ -148,7 +158,7 @@ def window_functions(setup, products=None, cache: tuple[Path | None, str] = (Non
         last, packed = chunk_c(*leaves)
         layout = layouts[sig]
         on = np.flatnonzero(np.asarray(active))
-        return last, lambda: [unpack(row, layout) for row in np.asarray(packed)[on]]
+        return last, lambda: unpack_rows(np.asarray(packed)[on], layout)
 
     return Functions(run_step, (lambda ens: forward_c(*array_leaves, ens)),
                      (lambda ens, n: advance_c(*array_leaves, ens, np.int64(n))), run_chunk)

@@ -70,6 +70,48 @@ def test_chunked_reading_keeps_line_numbers(tmp_path):
     assert list(obs.row) == list(range(2, 22)) and list(obs.value) == list(range(20))
 
 
+@pytest.mark.parametrize("variant", ["plain", "crlf", "bom", "offset_zone", "no_final_newline", "spaces", "quoted",
+                                     "blank_row", "two_coordinates"])
+def test_whole_block_and_row_by_row_reading_agree(tmp_path, variant):
+    """A plain file is split a block at a time; anything else (quotes, blank rows) row by row: same records."""
+    header, zone = ("time,x,y,variable,value,error" if variant == "two_coordinates" else "time,site,variable,value,error",
+                    "+02:00" if variant == "offset_zone" else "Z")
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(37):
+        coords = f"{rng.uniform(0, 40)!r},{rng.uniform(0, 9)!r}" if variant == "two_coordinates" else f"{i % 40}"
+        rows.append(f"2000-01-0{1 + i // 10}T{i % 24:02d}:00:00{zone},{coords},x,{rng.standard_normal()!r},{0.5 + i}")
+    if variant == "spaces":
+        rows = [r.replace(",", " , ") for r in rows]
+    if variant == "quoted":
+        rows[5] = rows[5].replace(",x,", ',"x",')
+    if variant == "blank_row":
+        rows.insert(9, "")
+    end = "\r\n" if variant == "crlf" else "\n"
+    text = end.join([header, *rows]) + ("" if variant == "no_final_newline" else end)
+    data = (b"\xef\xbb\xbf" if variant == "bom" else b"") + text.encode()
+    path = tmp_path / "o.csv"
+    path.write_bytes(data)
+    plain = obsio._read_csv_plain(path, 256)  # blocks of a few lines: records split across blocks
+    assert (plain is None) == (variant in ("quoted", "blank_row"))
+    whole = obsio.read_csv(path, chunk_rows=8)
+    original = obsio._read_csv_plain
+    try:
+        obsio._read_csv_plain = lambda *a, **k: None
+        by_row = obsio.read_csv(path, chunk_rows=8)
+    finally:
+        obsio._read_csv_plain = original
+    for got in (whole, by_row):
+        assert len(got) == 37
+    for name in ("time", "variable", "value", "error", "source", "row", "qc"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(by_row, name))
+    assert list(whole.coords) == list(by_row.coords)
+    for c in whole.coords:
+        np.testing.assert_array_equal(whole.coords[c], by_row.coords[c])
+    if variant == "offset_zone":
+        assert whole.time[0] == np.datetime64("1999-12-31T22:00:00")
+
+
 def test_duplicates_named(tmp_path):
     obs = _obs(5)
     obs.time[3], obs.coords["site"][3] = obs.time[1], obs.coords["site"][1]
@@ -166,3 +208,28 @@ def test_ioda_value_without_error_is_refused(tmp_path):
         var[2] = var._FillValue
     with pytest.raises(ObservationError, match="v3.nc, location 2: ObsValue/x is present but ObsError/x is missing"):
         obsfiles.read_observations([path])
+
+
+def test_truth_read_without_xarray_equals_xarray():
+    """The sample truth read straight from Zarr (the run's fast path) and through xarray: same times,
+    fields, parameters; a store it does not recognise (another benchmark) goes to xarray's checks."""
+    from pathlib import Path
+
+    from levda_cli.errors import StoreError
+    from levda_cli.io import trajectories as tr
+
+    path = Path(__file__).parent.parent / "sample_data" / "tsunami_truth.zarr"
+    fields, params = ["u", "v", "eta"], ["x0", "y0", "nope"]
+    fast = tr._read_plain(path, fields, params, 0, "tsunami", None)
+    assert fast is not None
+    ds = tr.open_trajectories(path)
+    index, at = tr.truth_lookup(ds, fields, 0, benchmark="tsunami")
+    assert fast[0] == index and len(index) > 3
+    for i in (0, len(index) // 2, len(index) - 1):
+        np.testing.assert_array_equal(fast[1](i), at(i))
+    assert fast[2] == {p: float(ds[p].values[0]) for p in ("x0", "y0")}
+    assert tr.read_truth(path, fields, params, 0, "tsunami")[2] == fast[2]
+    assert tr._read_plain(path, fields, params, 0, "lorenz96", None) is None
+    with pytest.raises(StoreError, match="truth store of 'tsunami', this run is 'lorenz96'"):
+        tr.read_truth(path, fields, params, 0, "lorenz96")
+
