@@ -505,20 +505,68 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
 
         position = [first_k, 0]  # the window whose start the background is at; windows skipped
 
+        obs_counts, time_counts = np.diff(bounds), np.diff(time_bounds)
+
         def groups():
-            """Consecutive windows sharing their padded sizes (so one compiled call), at most per_call each."""
+            """Consecutive windows sharing their padded sizes (so one compiled call), at most per_call each:
+            [(n_done, k, (sel, start, end, None))] and the sizes (``stacked_args`` builds the arguments)."""
             group, shape = [], None
             for n_done, k in enumerate(windows, start=1):
-                prepared = window_args(n_done, k)
-                wobs = prepared[3][0]
-                this = (wobs.value.shape[0], wobs.times.shape[0])
+                n_pad, t_pad = _bucket(int(obs_counts[n_done - 1])), _bucket(int(time_counts[n_done - 1]), 1)
+                if for_observations(setup.mesh, n_pad, setup.split_min_observations) is not None:
+                    timing["windows_split"] += 1  # the compiled step's own rule, on the same padded size
+                this = (n_pad, t_pad)
                 if group and (this != shape or len(group) == per_call):
-                    yield group
+                    yield group, shape
                     group = []
                 shape = this
-                group.append((n_done, k, prepared))
+                start_s = clock.window_start(k)
+                group.append((n_done, k, (order[bounds[n_done - 1]:bounds[n_done]], start_s, start_s + clock.length_s,
+                                          None)))
             if group:
-                yield group
+                yield group, shape
+
+        def stacked_args(group, shape):
+            """``window_args``' arguments of a group's windows stacked (the last repeated up to per_call), built
+            for all of them at once: the same arrays, without a padded copy per window and field."""
+            n_pad, t_pad = shape
+            rows = np.asarray([n_done - 1 for n_done, _, _ in group] + [group[-1][0] - 1] * (per_call - len(group)))
+            ks_ = [windows[r] for r in rows]
+            starts = np.asarray([clock.window_start(k) for k in ks_])
+            slot = np.arange(n_pad)
+            inside = slot < obs_counts[rows][:, None]
+            at = np.where(inside, bounds[rows][:, None] + slot, 0)  # positions in ``order``
+            idx = order[at] if len(order) else np.zeros_like(at)
+            tslot = np.arange(t_pad)
+            tinside = tslot < time_counts[rows][:, None]
+            tat = np.where(tinside, time_bounds[rows][:, None] + tslot, 0)
+            first_time = time_bounds[rows][:, None]
+            wobs = WindowObs(
+                times=(np.where(tinside, (pair_times[tat] - starts[:, None]) / clock.unit_s, 0.0) if len(pair_times)
+                       else np.zeros(tinside.shape, np_dtype)).astype(np_dtype, copy=False),
+                time_index=(np.where(inside, time_id[at] - first_time, 0) if len(order)
+                            else np.zeros(inside.shape)).astype(np.int32),
+                coords=np.where(inside[:, :, None], coord_arr[idx], 0.0).astype(np_dtype, copy=False),
+                field=np.where(inside, field_idx[idx], 0).astype(np.int32),
+                value=np.where(inside, obs.value[idx], 0.0).astype(np_dtype, copy=False),
+                error=np.where(inside, error_used[idx], 1.0).astype(np_dtype, copy=False),
+                mask=inside,
+            )
+            extras = []
+            for r, k, start_s in zip(rows, ks_, starts.tolist()):
+                end_s = start_s + clock.length_s
+                truth_start = truth_end = no_truth
+                if truth is not None:
+                    index, truth_fields = truth
+                    if start_s in index:
+                        truth_start = truth_fields(index[start_s]).astype(np_dtype)
+                    if end_s in index:
+                        truth_end = truth_fields(index[end_s]).astype(np_dtype)
+                search = search_mode == "always" or (search_mode == "first" and resumed == 0 and r == 0
+                                                     and cfg.ensemble.initial is None)
+                extras.append((np.bool_(search), truth_start, truth_end, model_sd(start_s), model_sd(end_s)))
+            searches, *extra = (np.stack(column) for column in zip(*extras))
+            return wobs, key, np.asarray(ks_, np.uint32), searches, *extra
 
         def finish_group(done):
             group, results, elapsed, compiled = done
@@ -536,18 +584,15 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             # committed to the device whatever made it (a given ensemble, a first guess, the store): one program
             carry = jax.device_put(carry, jax.local_devices()[0])
 
-            def arguments(group):
+            def arguments(group, shape):
                 nonlocal carry_at
                 n_adv = np.zeros(per_call, np.int64)
                 for i, (_, k, _) in enumerate(group):
                     n_adv[i] = k - carry_at
                     carry_at = k
                     reach(k)
-                stacked = [window[2][3] for window in group]
-                stacked += [stacked[-1]] * (per_call - len(group))  # padding, skipped on the device
-                wobs, key_ = jax.tree.map(lambda *v: np.stack(v), *[a[0] for a in stacked]), stacked[0][1]
-                ks, searches = (np.stack([a[i] for a in stacked]) for i in (2, 3))
-                extras = [np.stack([a[i] for a in stacked]) for i in range(4, len(stacked[0]))]
+                # padding rows (the last window repeated) are skipped on the device
+                wobs, key_, ks, searches, *extras = stacked_args(group, shape)
                 return n_adv, wobs, key_, ks, searches, np.arange(per_call) < len(group), *extras
 
             # Two calls in flight: the device runs call c with c + 1 queued while the host records call c's
@@ -566,8 +611,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 last_done[0] = now
                 finish_group((group, results, seconds, compiled))
 
-            for group in groups():
-                args = arguments(group)
+            for group, shape in groups():
+                args = arguments(group, shape)
                 c0 = COMPILE_SECONDS[0]
                 carry, fetch = chunk(carry, *args)
                 in_flight.append((group, fetch, time.perf_counter(), COMPILE_SECONDS[0] - c0))
