@@ -210,6 +210,32 @@ def test_ioda_value_without_error_is_refused(tmp_path):
         obsfiles.read_observations([path])
 
 
+@pytest.mark.parametrize("times", [["2000-01-01T00:00:01Z", "2000-02-29T23:59:59Z", "1969-07-20T20:17:40Z"],
+                                   ["2000-01-01T00:00:01z"], ["2000-01-01 00:00:01Z"], ["2000-01-01T00:00:01+00:00"],
+                                   ["2000-01-01T00:00Z"], ["2000-02-30T00:00:00Z"], ["2000-01-01T00:00:60Z"],
+                                   [" 2000-01-01T00:00:01Z"], ["2000-01-01T00:00:01Z", "2000-01-01T00:00:02"]])
+def test_times_parsed_as_bytes_or_one_by_one_agree(times):
+    """'YYYY-MM-DDTHH:MM:SSZ' is checked and parsed as a block of bytes; anything else (another spelling,
+    a date that does not exist, mixed zones) one string at a time: the same times or the same error."""
+    from pathlib import Path
+
+    col, lines = np.array(times, dtype=object), np.arange(2, 2 + len(times))
+
+    def parse(fast):
+        original = obsio._parse_plain_utc
+        try:
+            if not fast:
+                obsio._parse_plain_utc = lambda *a: None
+            return list(obsio._parse_distinct_times(col, Path("o.csv"), lines, []))
+        except ObservationError as err:
+            return str(err)
+        finally:
+            obsio._parse_plain_utc = original
+
+    assert parse(True) == parse(False)
+    assert (obsio._parse_plain_utc(col, lines, []) is not None) == (len(times) == 3)
+
+
 def test_truth_read_without_xarray_equals_xarray():
     """The sample truth read straight from Zarr (the run's fast path) and through xarray: same times,
     fields, parameters; a store it does not recognise (another benchmark) goes to xarray's checks."""

@@ -144,8 +144,40 @@ def _parse_times(col: np.ndarray, path: Path, lines: np.ndarray, zone_seen: list
     return _parse_distinct_times(distinct, path, lines[first], zone_seen)[inverse]
 
 
+_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+_MARKS = {4: ord("-"), 7: ord("-"), 10: ord("T"), 13: ord(":"), 16: ord(":"), 19: ord("Z")}
+
+
+def _parse_plain_utc(col: np.ndarray, lines: np.ndarray, zone_seen: list) -> np.ndarray | None:
+    """Every string exactly 'YYYY-MM-DDTHH:MM:SSZ' (what levda and most tools write): checked and parsed
+    as a block of bytes, not string by string (a million distinct times: 0.1 s instead of 1 s). ``None``
+    for anything else, which ``_parse_distinct_times`` reads, checks and names."""
+    if not len(col) or (zone_seen and zone_seen[0] != "Z"):
+        return None
+    try:
+        raw = np.array(col.tolist(), dtype=bytes)
+    except (UnicodeEncodeError, TypeError, ValueError):
+        return None
+    if raw.dtype.itemsize != 20:
+        return None
+    chars = raw.view(np.uint8).reshape(len(raw), 20)  # a shorter string ends in NUL bytes: no 'Z' at 19
+    digits = chars[:, _DIGITS]
+    if not (((digits >= 48) & (digits <= 57)).all() and all((chars[:, i] == c).all() for i, c in _MARKS.items())):
+        return None
+    try:
+        out = raw.astype("S19").astype("datetime64[s]")
+    except ValueError:  # February 30, hour 25: the slow path names the line
+        return None
+    if not zone_seen:
+        zone_seen.extend(["Z", int(lines[0])])
+    return out
+
+
 def _parse_distinct_times(col: np.ndarray, path: Path, lines: np.ndarray, zone_seen: list) -> np.ndarray:
     """ISO 8601 strings -> datetime64[s] UTC, vectorised when the chunk shares one zone."""
+    plain = _parse_plain_utc(col, lines, zone_seen)
+    if plain is not None:
+        return plain
     zones = np.array([_zone(t) for t in col], dtype=object)
     # Rows that do not even look like a date are left to the parser, which names them.
     dated = np.array([len(t) >= 10 and t.strip()[:4].isdigit() and t.strip()[4:5] == "-" for t in col], bool)
