@@ -464,14 +464,12 @@ def write_csv(obs: ObservationSet, path: Path) -> None:
     with tmp.open("w", newline="") as handle:
         w = csv.writer(handle)
         w.writerow(["time", *names, "variable", "value", "error"])
-        for i in range(len(obs)):
-            w.writerow([
-                format_time(obs.time[i]),
-                *(repr(float(obs.coords[n][i])) for n in names),
-                obs.variable[i],
-                repr(float(obs.value[i])),
-                repr(float(obs.error[i])),
-            ])
+        # columns formatted whole (each distinct time once), rows written by the C writer: repr() keeps every bit
+        distinct, inverse = np.unique(np.asarray(obs.time).astype("datetime64[s]"), return_inverse=True)
+        stamps = [f"{t}Z" for t in np.datetime_as_string(distinct, unit="s").tolist()]
+        floats = lambda a: list(map(repr, np.asarray(a, float).tolist()))  # noqa: E731
+        w.writerows(zip(map(stamps.__getitem__, np.ravel(inverse).tolist()), *(floats(obs.coords[n]) for n in names),
+                        obs.variable, floats(obs.value), floats(obs.error)))
     tmp.replace(path)
 
 
