@@ -346,45 +346,68 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             position[1] += k - position[0]
             position[0] = k + 1
 
-        def window_args(n_done, k):
-            """Window k's observations (padded), truth and flags: the step's arguments besides the background."""
-            sel = order[bounds[n_done - 1]:bounds[n_done]]
-            start_s, end_s = clock.window_start(k), clock.window_start(k) + clock.length_s
-            first_time = time_bounds[n_done - 1]
-            times = pair_times[first_time:time_bounds[n_done]]  # = np.unique(t_s[sel], return_inverse=True)
-            tidx = time_id[bounds[n_done - 1]:bounds[n_done]] - first_time
-            # Padding depends on this window alone, so a run split anywhere computes the same numbers.
-            # (each padded time costs a partial model step per direction: pad times from 1)
-            n, n_pad, t_pad = len(sel), _bucket(len(sel)), _bucket(len(times), 1)
+        obs_counts, time_counts = np.diff(bounds), np.diff(time_bounds)
+
+        def padded_sizes(n_done):
+            """Window n_done's observation and time slots. Padding depends on this window alone, so a run split
+            anywhere computes the same numbers (each padded time costs a partial model step per direction: pad
+            times from 1)."""
+            n_pad, t_pad = _bucket(int(obs_counts[n_done - 1])), _bucket(int(time_counts[n_done - 1]), 1)
             if for_observations(setup.mesh, n_pad, setup.split_min_observations) is not None:
                 timing["windows_split"] += 1  # the compiled step's own rule, on the same padded size
+            return n_pad, t_pad
 
-            def padded(values, size, fill=0, dtype=np_dtype):
-                out = np.full((size, *values.shape[1:]), fill, dtype)
-                out[: values.shape[0]] = values
-                return out
-
+        def stacked_args(n_dones, shape):
+            """The step's arguments besides the background (observations padded to ``shape``, key, window numbers,
+            search flags, truth, surrogate error) of windows ``n_dones``, stacked along a leading axis and built
+            for all of them at once (no padded copy per window and field)."""
+            n_pad, t_pad = shape
+            rows = np.asarray(n_dones) - 1
+            ks_ = [windows[r] for r in rows]
+            starts = np.asarray([clock.window_start(k) for k in ks_])
+            slot = np.arange(n_pad)
+            inside = slot < obs_counts[rows][:, None]
+            at = np.where(inside, bounds[rows][:, None] + slot, 0)  # positions in ``order``
+            idx = order[at] if len(order) else np.zeros_like(at)
+            tslot = np.arange(t_pad)
+            tinside = tslot < time_counts[rows][:, None]
+            tat = np.where(tinside, time_bounds[rows][:, None] + tslot, 0)
+            first_time = time_bounds[rows][:, None]
             wobs = WindowObs(
-                times=padded((times - start_s) / clock.unit_s, t_pad),
-                time_index=padded(tidx, n_pad, 0, np.int32),
-                coords=padded(coord_arr[sel], n_pad),
-                field=padded(field_idx[sel], n_pad, 0, np.int32),
-                value=padded(obs.value[sel], n_pad),
-                error=padded(error_used[sel], n_pad, 1.0),
-                mask=np.arange(n_pad) < n,
+                times=(np.where(tinside, (pair_times[tat] - starts[:, None]) / clock.unit_s, 0.0) if len(pair_times)
+                       else np.zeros(tinside.shape, np_dtype)).astype(np_dtype, copy=False),
+                time_index=(np.where(inside, time_id[at] - first_time, 0) if len(order)
+                            else np.zeros(inside.shape)).astype(np.int32),
+                coords=np.where(inside[:, :, None], coord_arr[idx], 0.0).astype(np_dtype, copy=False),
+                field=np.where(inside, field_idx[idx], 0).astype(np.int32),
+                value=np.where(inside, obs.value[idx], 0.0).astype(np_dtype, copy=False),
+                error=np.where(inside, error_used[idx], 1.0).astype(np_dtype, copy=False),
+                mask=inside,
             )
-            truth_start = truth_end = no_truth
-            if truth is not None:
-                index, truth_fields = truth
-                if start_s in index:
-                    truth_start = truth_fields(index[start_s]).astype(np_dtype)
-                if end_s in index:
-                    truth_end = truth_fields(index[end_s]).astype(np_dtype)
-            # "first": a cold start's first window (not a resumed store's, nor a given ensemble's)
-            search = search_mode == "always" or (search_mode == "first" and resumed == 0 and n_done == 1
-                                                 and cfg.ensemble.initial is None)
-            args = (wobs, key, np.uint32(k), np.bool_(search), truth_start, truth_end, model_sd(start_s), model_sd(end_s))
-            return sel, start_s, end_s, args
+            extras = []
+            for r, start_s in zip(rows, starts.tolist()):
+                end_s = start_s + clock.length_s
+                truth_start = truth_end = no_truth
+                if truth is not None:
+                    index, truth_fields = truth
+                    if start_s in index:
+                        truth_start = truth_fields(index[start_s]).astype(np_dtype)
+                    if end_s in index:
+                        truth_end = truth_fields(index[end_s]).astype(np_dtype)
+                # "first": a cold start's first window (not a resumed store's, nor a given ensemble's)
+                search = search_mode == "always" or (search_mode == "first" and resumed == 0 and r == 0
+                                                     and cfg.ensemble.initial is None)
+                extras.append((np.bool_(search), truth_start, truth_end, model_sd(start_s), model_sd(end_s)))
+            searches, *extra = (np.stack(column) for column in zip(*extras))
+            return wobs, key, np.asarray(ks_, np.uint32), searches, *extra
+
+        def window_args(n_done, k):
+            """Window k's selection, start, end and the step's arguments besides the background (one row of
+            ``stacked_args``)."""
+            start_s = clock.window_start(k)
+            wobs, key_, ks, searches, *extra = stacked_args([n_done], padded_sizes(n_done))
+            args = (jax.tree.map(lambda a: a[0], wobs), key_, ks[0], searches[0], *(e[0] for e in extra))
+            return order[bounds[n_done - 1]:bounds[n_done]], start_s, start_s + clock.length_s, args
 
         def dispatch(n_done, k, background):
             """Start window k on the device; -> what finish needs."""
@@ -505,17 +528,12 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
 
         position = [first_k, 0]  # the window whose start the background is at; windows skipped
 
-        obs_counts, time_counts = np.diff(bounds), np.diff(time_bounds)
-
         def groups():
             """Consecutive windows sharing their padded sizes (so one compiled call), at most per_call each:
             [(n_done, k, (sel, start, end, None))] and the sizes (``stacked_args`` builds the arguments)."""
             group, shape = [], None
             for n_done, k in enumerate(windows, start=1):
-                n_pad, t_pad = _bucket(int(obs_counts[n_done - 1])), _bucket(int(time_counts[n_done - 1]), 1)
-                if for_observations(setup.mesh, n_pad, setup.split_min_observations) is not None:
-                    timing["windows_split"] += 1  # the compiled step's own rule, on the same padded size
-                this = (n_pad, t_pad)
+                this = padded_sizes(n_done)
                 if group and (this != shape or len(group) == per_call):
                     yield group, shape
                     group = []
@@ -525,48 +543,6 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                                           None)))
             if group:
                 yield group, shape
-
-        def stacked_args(group, shape):
-            """``window_args``' arguments of a group's windows stacked (the last repeated up to per_call), built
-            for all of them at once: the same arrays, without a padded copy per window and field."""
-            n_pad, t_pad = shape
-            rows = np.asarray([n_done - 1 for n_done, _, _ in group] + [group[-1][0] - 1] * (per_call - len(group)))
-            ks_ = [windows[r] for r in rows]
-            starts = np.asarray([clock.window_start(k) for k in ks_])
-            slot = np.arange(n_pad)
-            inside = slot < obs_counts[rows][:, None]
-            at = np.where(inside, bounds[rows][:, None] + slot, 0)  # positions in ``order``
-            idx = order[at] if len(order) else np.zeros_like(at)
-            tslot = np.arange(t_pad)
-            tinside = tslot < time_counts[rows][:, None]
-            tat = np.where(tinside, time_bounds[rows][:, None] + tslot, 0)
-            first_time = time_bounds[rows][:, None]
-            wobs = WindowObs(
-                times=(np.where(tinside, (pair_times[tat] - starts[:, None]) / clock.unit_s, 0.0) if len(pair_times)
-                       else np.zeros(tinside.shape, np_dtype)).astype(np_dtype, copy=False),
-                time_index=(np.where(inside, time_id[at] - first_time, 0) if len(order)
-                            else np.zeros(inside.shape)).astype(np.int32),
-                coords=np.where(inside[:, :, None], coord_arr[idx], 0.0).astype(np_dtype, copy=False),
-                field=np.where(inside, field_idx[idx], 0).astype(np.int32),
-                value=np.where(inside, obs.value[idx], 0.0).astype(np_dtype, copy=False),
-                error=np.where(inside, error_used[idx], 1.0).astype(np_dtype, copy=False),
-                mask=inside,
-            )
-            extras = []
-            for r, k, start_s in zip(rows, ks_, starts.tolist()):
-                end_s = start_s + clock.length_s
-                truth_start = truth_end = no_truth
-                if truth is not None:
-                    index, truth_fields = truth
-                    if start_s in index:
-                        truth_start = truth_fields(index[start_s]).astype(np_dtype)
-                    if end_s in index:
-                        truth_end = truth_fields(index[end_s]).astype(np_dtype)
-                search = search_mode == "always" or (search_mode == "first" and resumed == 0 and r == 0
-                                                     and cfg.ensemble.initial is None)
-                extras.append((np.bool_(search), truth_start, truth_end, model_sd(start_s), model_sd(end_s)))
-            searches, *extra = (np.stack(column) for column in zip(*extras))
-            return wobs, key, np.asarray(ks_, np.uint32), searches, *extra
 
         def finish_group(done):
             group, results, elapsed, compiled = done
@@ -592,7 +568,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                     carry_at = k
                     reach(k)
                 # padding rows (the last window repeated) are skipped on the device
-                wobs, key_, ks, searches, *extras = stacked_args(group, shape)
+                n_dones = [n_done for n_done, _, _ in group]
+                wobs, key_, ks, searches, *extras = stacked_args(n_dones + n_dones[-1:] * (per_call - len(group)), shape)
                 return n_adv, wobs, key_, ks, searches, np.arange(per_call) < len(group), *extras
 
             # Two calls in flight: the device runs call c with c + 1 queued while the host records call c's

@@ -88,6 +88,12 @@ def truth_lookup(ds, fields, trajectory: int = 0, benchmark: str | None = None, 
                 raise StoreError(f"{path}: field '{f}' is on a grid of shape {tuple(v.shape[1:])}; this run's grid is "
                                  f"{tuple(grid_shape)} (another resolution?)")
 
+    return _lookup(seconds, values, fields)
+
+
+def _lookup(seconds, values: dict, fields):
+    """(time index by seconds since 1970, the fields at an index as one flat vector)."""
+
     def at(i: int) -> np.ndarray:
         return np.concatenate([values[f][i].ravel() for f in fields])
 
@@ -140,10 +146,7 @@ def _read_plain(path: Path, fields, params, trajectory: int, benchmark, grid_sha
     except Exception:  # anything unusual, or damaged: xarray's path says what
         return None
 
-    def at(i: int) -> np.ndarray:
-        return np.concatenate([values[f][i].ravel() for f in fields])
-
-    return {int(s): i for i, s in enumerate(seconds)}, at, truth_params
+    return (*_lookup(seconds, values, fields), truth_params)
 
 
 def read_truth(path: Path, fields, params, trajectory: int = 0, benchmark: str | None = None,
