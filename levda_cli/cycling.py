@@ -648,6 +648,12 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
         summary["windows_split"] = timing["windows_split"]
         summary["compile_seconds"] = round(timing["compile_seconds"], 3)
         summary["analysis_seconds"] = round(timing["analysis_seconds"], 3)
+        ratio = summary.get("spread_skill")
+        if truth is not None and len(rows) >= 5 and ratio is not None and np.isfinite(ratio) and not 0.5 <= ratio <= 2:
+            warn(f"against the truth, the analysis spread is {ratio:.2g} times the analysis error over this run's "
+                 f"{len(rows)} windows (RMS; 1 when calibrated): the ensemble is "
+                 f"{'over' if ratio > 2 else 'under'}-dispersive here, and its spreads are not honest error bars "
+                 "for these windows; see 'spread_skill' in the store")
         for key, what, where in (
             ("windows_unconverged", "stopped at solver.max_iterations without meeting the tolerance", "converged"),
             ("windows_inconsistent", f"have 2 J_min / n_obs more than {cfg.solver.consistency_sigmas:g} standard "

@@ -71,6 +71,9 @@ def test_end_to_end_store_contents(work, cli_env, strict_summary):
     assert summary["spread_skill"] == pytest.approx(np.sqrt(np.mean(spread**2) / np.mean(rmse**2)), rel=1e-9)
     assert summary["mean_spread_skill"] == pytest.approx(np.mean(spread / rmse), rel=1e-9)
     np.testing.assert_allclose(ds["spread_skill"].values, spread / rmse, rtol=1e-12)
+    # a run whose spread is far from its error against the truth says so (here: a cold start's first windows)
+    ratio = summary["spread_skill"]
+    assert ("dispersive here" in proc.stderr) == (not 0.5 <= ratio <= 2), (ratio, proc.stderr)
 
 
 @pytest.mark.parametrize("other", ["obs.nc", "obs_ioda.nc"])
