@@ -39,6 +39,7 @@ from levda_cli.io.store import AnalysisStore, dumps_attr
 from levda_cli.jaxsetup import COMPILE_SECONDS, configure_jax, export_folder, source_digest, watch_compilation
 from levda_cli.models import ModelSpec
 from levda_cli.parallel import Parallel
+from levda_cli.process import settle
 from levda_cli.windowstep import window_functions, window_products
 
 UNIX = np.datetime64("1970-01-01T00:00:00", "s")
@@ -146,7 +147,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
     if cfg.model.latent:
         from levda_cli.models import surrogate_spec
 
-        configure_jax(cfg.output.precision)
+        configure_jax(cfg.output.precision, settle=False)
         from levda_cli.io.checkpoint import file_sha256
 
         spec, header = surrogate_spec(cfg.model.checkpoint, cfg.ensemble.latent_noise, warn=warn,
@@ -179,7 +180,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                                           benchmark=spec.name.split(":")[-1],
                                           grid_shape=tuple(len(spec.grid[c]) for c in spec.grid_dims))
 
-    configure_jax(cfg.output.precision)
+    configure_jax(cfg.output.precision, settle=False)
     import jax
     import jax.numpy as jnp
 
@@ -623,6 +624,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
             if previous_item is not None:
                 finish(previous_item)
 
+        settle()  # start-up over (levda_cli.process): collect garbage normally from here
         try:
             (run_chunked if per_call > 1 else run_single)(background)
         finally:

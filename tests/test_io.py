@@ -187,6 +187,53 @@ def test_store_commits_atomically_and_repairs(tmp_path):
     assert zarr.open_group(path, mode="r", use_consolidated=False)["a"].shape == (2, 3)
 
 
+@pytest.mark.parametrize("chunk_bytes", [64, 4 << 20])
+def test_levda_chunk_writer_writes_what_zarr_writes(tmp_path, monkeypatch, chunk_bytes):
+    """A resumed store is read and appended to by levda's own chunk reader and writer (io/chunks.py, no
+    zarr-python: a cron cycle's cost); every file it writes equals zarr-python's byte for byte: chunks
+    shared by several windows, chunks crossed by one append, observation slots that grow, a chunk that
+    holds only the fill value (not stored), integer arrays; and what it reads equals what was written."""
+    from levda_cli.io import store as store_mod
+
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", chunk_bytes)  # 64: two or three windows per chunk
+    specs = {"a": ArraySpec(("member",), (3,), "f8"), "obs_value": ArraySpec(("obs",), (4,), "f8"),
+             "k": ArraySpec((), (), "i8"), "flag": ArraySpec((), (), "i1")}
+    rng = np.random.default_rng(0)
+    windows = [{"a": np.full(3, np.nan) if i in (4, 5) else rng.normal(size=3),
+                "obs_value": rng.normal(size=[2, 6, 3, 9, 1][i % 5]), "k": np.int64(i), "flag": np.int8(i % 2 - 1)}
+               for i in range(10)]
+    # runs (one open each) of commits: the first run creates the store (zarr-python), then goes on with
+    # levda's writer after its first commit, as a resumed store does from its open
+    runs = [[windows[0:1], windows[1:3]], [windows[3:5]], [windows[5:6], windows[6:9]], [windows[9:10]]]
+    for io in ("zarr", "levda"):
+        monkeypatch.setenv("LEVDA_STORE_IO", io)
+        path = tmp_path / f"{io}.zarr"
+        for r, commits in enumerate(runs):
+            with AnalysisStore.open_or_create(path, specs, {"member": np.arange(3)}, {"title": "t"}) as store:
+                assert (store._direct is not None) == (io == "levda" and r > 0)
+                for batch in commits:
+                    if store.n_windows:
+                        np.testing.assert_array_equal(store.read_tail("k", 3),
+                                                      [w["k"] for w in windows][:store.n_windows][-3:])
+                        last = windows[store.n_windows - 1]["obs_value"]
+                        np.testing.assert_array_equal(store.read_last("obs_value")[:last.size], last)
+                        assert np.isnan(store.read_last("obs_value")[last.size:]).all()
+                    store.append(batch)
+                    assert (store._direct is not None) == (io == "levda")
+    files = sorted(p.relative_to(tmp_path / "zarr.zarr") for p in (tmp_path / "zarr.zarr").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "levda.zarr") for p in (tmp_path / "levda.zarr").rglob("*")
+                           if p.is_file())
+    assert not any(f.name.startswith(".") and f.name.endswith(".partial") for f in files)
+    for f in files:
+        assert (tmp_path / "zarr.zarr" / f).read_bytes() == (tmp_path / "levda.zarr" / f).read_bytes(), f
+    if chunk_bytes == 64:
+        assert not (tmp_path / "levda.zarr" / "a" / "2.0").exists()  # windows 4 and 5: only NaN, no chunk
+    ds = xr.open_zarr(tmp_path / "levda.zarr")
+    assert ds.sizes["window"] == 10 and ds.sizes["obs"] == 9
+    np.testing.assert_array_equal(ds["k"].values, np.arange(10))
+    np.testing.assert_array_equal(ds["a"].values[6], windows[6]["a"])
+
+
 def test_store_failure_before_first_commit_leaves_nothing(tmp_path):
     path = tmp_path / "s.zarr"
     with pytest.raises(RuntimeError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from levda_cli import __version__
@@ -42,4 +44,18 @@ app.add_typer(surrogate.app, name="surrogate")
 
 
 def run() -> None:
-    app()
+    """The console script: the collector paused for the start-up and a prompt exit (``levda_cli.process``)."""
+    from levda_cli import process
+
+    process.pause()
+    try:
+        app()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): said on stderr, status 1, as Python does
+        print(code, file=sys.stderr)
+        code = 1
+    process.exit_now(code)

@@ -106,10 +106,11 @@ def _lock_path(path: Path) -> Path:
 class AnalysisStore:
     """An open, locked store. Use ``open_or_create`` and ``close`` (or ``with``)."""
 
-    def __init__(self, path: Path, lock, root, n_windows: int, tmp: Path | None, attrs: dict):
+    def __init__(self, path: Path, lock, root, n_windows: int, tmp: Path | None, attrs: dict, direct=None):
         self.path = path
         self._lock = lock
-        self._root = root
+        self._root = root  # zarr-python's group, or None where ``direct`` (``chunks.Chunks``) reads and writes
+        self._direct = direct
         self.n_windows = n_windows
         self._tmp = tmp  # building a new store here until its first commit
         self.attrs = attrs
@@ -181,8 +182,6 @@ class AnalysisStore:
 
     @classmethod
     def _open_existing(cls, path, lock, specs, coords=None):
-        import zarr
-
         try:
             # The commit point is the consolidated metadata, read as written (zarr itself would
             # take a v2 group's attributes from .zattrs, which a killed writer may have advanced).
@@ -206,6 +205,15 @@ class AnalysisStore:
             if not isinstance(n, int) or isinstance(n, bool) or n < 0:
                 raise StoreError(f"{path}: n_windows in its consolidated metadata is {n!r}, not a window count; "
                                  "the store is damaged")
+            direct = cls._direct_for(path, consolidated, specs, n)
+            if direct is not None:  # the common case, a cron cycle's: no zarr-python at all (``chunks``)
+                if not os.access(path, os.W_OK):
+                    raise StoreError(f"{path} is not writable; a resumed run appends to it (check its permissions)")
+                store = cls(path, lock, None, n, None, attrs, direct)
+                store.verify_last(specs)
+                return store
+            import zarr
+
             root = zarr.open_group(path, mode="r+", use_consolidated=False)
         except StoreError:
             raise
@@ -252,6 +260,22 @@ class AnalysisStore:
         return store
 
     @staticmethod
+    def _direct_for(path: Path, consolidated: dict, specs: dict[str, ArraySpec | None], n: int):
+        """``chunks.Chunks`` for a store whose window arrays it handles and whose files agree with the
+        consolidated metadata (each array ``n`` windows long); None sends the open through zarr-python
+        (a layout ``chunks`` does not handle, a missing or damaged array, a repair after a killed writer)."""
+        from levda_cli.io import chunks
+
+        if os.environ.get("LEVDA_STORE_IO") == "zarr" or not chunks.usable(consolidated, specs):
+            return None
+        direct = chunks.Chunks(path, consolidated)
+        for name, spec in specs.items():
+            shape = direct.shape(name)
+            if shape[0] != n or (spec is not None and len(shape) != 1 + len(spec.shape)):
+                return None
+        return direct if direct.agrees_on_disk(specs) else None
+
+    @staticmethod
     def _migrate_3(path: Path, specs: dict[str, ArraySpec], coords: dict | None, attrs: dict) -> bool:
         """Version 3 -> 4 in place (the lock is held): the new arrays, filled with their fill value (NaN or
         -1: unknown) for the committed windows, then the version. Idempotent, so a migration killed
@@ -287,7 +311,7 @@ class AnalysisStore:
         k = self.n_windows - 1
         for name in specs:
             try:
-                value = np.asarray(self._root[name][k])
+                value = self._read(name, k, k + 1)[0]
             except Exception as err:  # zarr/numcodecs raise several types for a damaged chunk
                 raise StoreError(f"{self.path}: the chunk of array '{name}' for window {k} is damaged "
                                  f"({type(err).__name__}: {str(err)[:120]}); the store cannot be resumed: move it "
@@ -303,11 +327,16 @@ class AnalysisStore:
     def read_last(self, name: str) -> np.ndarray:
         if self.n_windows == 0:
             raise StoreError(f"{self.path} holds no committed window")
-        return np.asarray(self._root[name][self.n_windows - 1])
+        return self._read(name, self.n_windows - 1, self.n_windows)[0]
 
     def read_tail(self, name: str, n: int) -> np.ndarray:
         """The last ``n`` committed windows of an array, oldest first."""
-        return np.asarray(self._root[name][max(0, self.n_windows - n):self.n_windows])
+        return self._read(name, max(0, self.n_windows - n), self.n_windows)
+
+    def _read(self, name: str, start: int, stop: int) -> np.ndarray:
+        if self._direct is not None:
+            return self._direct.read(name, start, stop)
+        return np.asarray(self._root[name][start:stop])
 
     # -- writing -------------------------------------------------------------------------------
     def append(self, windows: list[dict[str, np.ndarray]]) -> None:
@@ -327,12 +356,14 @@ class AnalysisStore:
 
     def _append(self, windows: list[dict[str, np.ndarray]]) -> None:
         n, b = self.n_windows, len(windows)
-        arrays = self._arrays()
+        direct = self._direct
+        arrays = self._arrays() if direct is None else None
         for name in windows[0]:
-            arr = arrays[name]
-            dtype = arr.dtype  # a property that costs microseconds: once per array, not per window
+            arr = arrays[name] if direct is None else None
+            # dtype: a zarr property that costs microseconds: once per array, not per window
+            dtype = arr.dtype if direct is None else direct.dtype(name)
             values = [np.asarray(w[name], dtype=dtype) for w in windows]
-            inner = tuple(arr.shape[1:])
+            inner = tuple(arr.shape[1:] if direct is None else direct.shape(name)[1:])
             if all(v.shape == inner for v in values):  # fixed-shape arrays: one stack
                 shape = [n + b, *inner]
                 block = np.stack(values) if b > 1 else values[0][None]
@@ -344,11 +375,18 @@ class AnalysisStore:
                 block = np.full((b, *shape[1:]), np.nan if dtype.kind == "f" else -1, dtype)
                 for i, value in enumerate(values):
                     block[(i, *(slice(0, s) for s in value.shape))] = value
+            if direct is not None:
+                direct.write(name, n, block)  # chunks, then the grown .zarray
+                continue
             if tuple(shape) != tuple(arr.shape):
                 arr.resize(tuple(shape))
             arr[n : n + b] = block
-        self._root.attrs["n_windows"] = n + b
-        self._consolidate()
+        if direct is not None:
+            direct.set_attrs({"n_windows": n + b})
+            direct.commit()
+        else:
+            self._root.attrs["n_windows"] = n + b
+            self._consolidate()
         self.n_windows = n + b
         if self._tmp is not None:
             import zarr
@@ -357,7 +395,11 @@ class AnalysisStore:
                 raise StoreError(f"{self.path} appeared while this run was creating it; another process wrote it")
             os.replace(self._tmp, self.path)
             self._tmp = None
-            self._root = zarr.open_group(self.path, mode="r+", use_consolidated=False)
+            # from here on as a resumed store: levda's own chunk writer where it applies (``chunks``)
+            self._direct = self._direct_for(self.path, json.loads((self.path / ".zmetadata").read_bytes()),
+                                            {name: None for name in windows[0]}, n + b)
+            self._root = None if self._direct is not None else zarr.open_group(self.path, mode="r+",
+                                                                               use_consolidated=False)
             self._cache = None
 
     _cache = None
@@ -374,7 +416,10 @@ class AnalysisStore:
 
     def set_attrs(self, attrs: dict) -> None:
         """Update root attributes; they become visible with the next commit."""
-        self._root.attrs.update(attrs)
+        if self._direct is not None:
+            self._direct.set_attrs(attrs)
+        else:
+            self._root.attrs.update(attrs)
 
     def close(self) -> None:
         if self._tmp is not None and self._tmp.exists():
