@@ -9,6 +9,11 @@ once the start-up is over (JAX configured, or a run's window loop about to start
 alive into the collector's permanent generation (``gc.freeze``) and resumes normal collection; and
 ``exit_now`` ends the process after flushing and closing what it must, without the interpreter's
 teardown. Library use (``import levda_cli``) changes nothing: only ``run()`` calls ``pause()``.
+
+The price: cyclic garbage made during the start-up is frozen with the rest and never collected
+(plain garbage is still freed by reference counting at once); that is bounded by the start-up's
+own work, once per process. Without the freeze the first full collection in the window loop
+re-scans the import graph, ~0.15 CPU s of a one-window cron cycle's ~1.0.
 """
 
 from __future__ import annotations
