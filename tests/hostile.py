@@ -710,6 +710,18 @@ def _store_cases(root: Path, obs: str, later: str) -> list[Case]:
     p = copy("missing_array.zarr")
     shutil.rmtree(p / "filter")
     cases.append(resume("missing array directory", p, needle="filter"))
+    # consolidated metadata the store's own chunk reader does not take (io/chunks.py): zarr-python's path,
+    # which reads each array's own .zarray, resumes it and the next commit rewrites .zmetadata
+    p = copy("zero_chunks_zmetadata.zarr")
+    meta = json.loads((p / ".zmetadata").read_text())
+    meta["metadata"]["analysis/.zarray"]["chunks"][0] = 0
+    (p / ".zmetadata").write_text(json.dumps(meta))
+    cases.append(resume("chunk size 0 in consolidated metadata", p, "ok", 0))
+    p = copy("big_endian_zmetadata.zarr")
+    meta = json.loads((p / ".zmetadata").read_text())
+    meta["metadata"]["analysis/.zarray"]["dtype"] = ">f8"
+    (p / ".zmetadata").write_text(json.dumps(meta))
+    cases.append(resume("another dtype in consolidated metadata than in .zarray", p, "ok", 0))
     p = copy("nwindows_string.zarr")
     meta = json.loads((p / ".zmetadata").read_text())
     meta["metadata"][".zattrs"]["n_windows"] = "three"

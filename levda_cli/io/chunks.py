@@ -63,7 +63,8 @@ def usable(consolidated: dict, names) -> bool:
                 or compressor.get("id") != "zstd"):
             return False
         shape, chunks = meta.get("shape"), meta.get("chunks")
-        if not (isinstance(shape, list) and isinstance(chunks, list) and len(shape) == len(chunks) >= 1):
+        if not (isinstance(shape, list) and isinstance(chunks, list) and len(shape) == len(chunks) >= 1
+                and all(type(n) is int and n >= 0 for n in shape) and all(type(c) is int and c > 0 for c in chunks)):
             return False
     return True
 
