@@ -235,3 +235,30 @@ def test_obs_check(work, cli_env, tmp_path):
     assert proc.returncode == 3
     for needle in ("duplicate: 1 (first: ", "nonpositive_error: 1", "outside_domain: 1", "bad.csv, line 5"):
         assert needle in proc.stderr
+
+
+def test_the_command_process_pauses_the_collector_and_exits_with_its_code(tmp_path, cli_env):
+    """levda_cli.process: the command pauses Python's cyclic collector for its start-up and resumes it
+    (everything alive frozen) once settled; importing levda_cli leaves the collector alone; the process
+    ends with the command's exit code, its threads done and its output flushed."""
+    import sys
+
+    probe = ("import gc, sys\n"
+             "import levda_cli, levda_cli.cli, levda_cli.cycling\n"
+             "assert gc.isenabled() and gc.get_freeze_count() == 0  # a library import changes nothing\n"
+             "from levda_cli import process\n"
+             "process.pause(); assert not gc.isenabled()\n"
+             "process.settle(); assert gc.isenabled() and gc.get_freeze_count() > 0\n"
+             "process.settle(); assert gc.isenabled()\n"
+             "import threading, time\n"
+             "threading.Thread(target=lambda: (time.sleep(0.5), print('thread done', flush=True))).start()\n"
+             "print('x' * 100000)  # buffered: flushed by exit_now\n"
+             "process.exit_now(7)\n")
+    proc = subprocess.run([sys.executable, "-c", probe], env=cli_env, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 7, proc.stderr
+    assert proc.stdout.startswith("x" * 100000) and proc.stdout.rstrip().endswith("thread done")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,site,variable,value,error\n2000-01-01T06:00:00Z,3,x,1.0,-1\n")
+    proc = subprocess.run([*LEVDA, "obs", "check", str(bad)], env=cli_env, cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 3 and "bad.csv" in proc.stderr and "Traceback" not in proc.stderr

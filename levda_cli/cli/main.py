@@ -29,9 +29,14 @@ def _version(value: bool):
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """levda: windowed 4DEnVar with joint parameter estimation; see `levda COMMAND --help`."""
+    if ctx.invoked_subcommand != "assimilate":  # it settles before its window loop (levda_cli.process)
+        from levda_cli.process import settle
+
+        settle()
 
 
 app.command("simulate")(simulate.simulate)
