@@ -1,0 +1,88 @@
+"""How many latent dimensions the Kolmogorov training data need: the POD (linear) floor (issue 8).
+
+The shipped 32 x 32 Kolmogorov surrogate (``n_latent = 24``) has a held-out error of about 2 %, flat in
+lead time, which keeps the latent analysis above issue 8's "1/3 of the free run". This script makes the
+surrogate's training data as ``sample_data/surrogates/README.md`` does (``levda simulate kolmogorov -c
+configs/simulate_kolmogorov.toml --duration 4``: 64 trajectories from one shared state, Re in [500,
+1500]), takes the proper orthogonal decomposition of the training trajectories' frames (u and v
+together), and reports how well the first k modes reconstruct the held-out test trajectories (relative
+L2 over every frame and grid point): the best any decoder linear in a k-dimensional latent state can
+do, a yardstick for ``surrogate.n_latent``. Also: the test trajectories' distance from the training
+trajectories' mean (what the Reynolds number changes).
+
+    python benchmarks/kolmogorov_pod.py
+
+Writes benchmarks/results/kolmogorov_pod.md.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+MODES = (0, 4, 8, 16, 24, 32, 40, 48, 64)
+
+
+def main() -> None:
+    import xarray as xr
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "kolmogorov.zarr"
+        subprocess.run([sys.executable, "-m", "levda_cli", "simulate", "kolmogorov", "-c",
+                        str(REPO / "configs" / "simulate_kolmogorov.toml"), "--duration", "4", "--out", str(store),
+                        "-q"], check=True, env=dict(os.environ, LEVDA_CACHE_DIR=str(Path(tmp) / "cache")))
+        ds = xr.open_zarr(store).load()
+    split = ds["split"].values
+    frames = np.concatenate([ds["u"].values, ds["v"].values], axis=-1)  # trajectory, time, y, 2 x
+    frames = frames.reshape(frames.shape[0], frames.shape[1], -1).astype(np.float64)
+    train, test = frames[split == "train"], frames[split == "test"]
+    snapshots = train.reshape(-1, train.shape[-1])
+    mean = snapshots.mean(axis=0)
+    _, _, vt = np.linalg.svd(snapshots - mean, full_matrices=False)
+    truth = test.reshape(-1, test.shape[-1])
+    norm = np.linalg.norm(truth)
+    rows = []
+    for k in MODES:
+        basis = vt[:k]
+        approx = (truth - mean) @ basis.T @ basis + mean
+        rows.append((k, np.linalg.norm(truth - approx) / norm, float(np.sqrt(((truth - approx) ** 2).mean()))))
+    mean_traj = train.mean(axis=0)
+    off_mean = float(np.sqrt(((test - mean_traj) ** 2).mean()))
+    rms = float(np.sqrt((truth ** 2).mean()))
+    text = [
+        "# Kolmogorov 32 x 32: how many latent dimensions the training data need (POD floor)",
+        "",
+        f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}. "
+        "`benchmarks/kolmogorov_pod.py`: the shipped surrogate's training data (`levda simulate kolmogorov -c "
+        f"configs/simulate_kolmogorov.toml --duration 4`), {len(train)} training trajectories x "
+        f"{train.shape[1]} frames, {len(test)} held-out test trajectories; u and v together (field RMS {rms:.3f}).",
+        "",
+        "| POD modes k | held-out relative L2 | held-out RMS error |",
+        "|---|---|---|",
+        *(f"| {k} | {r * 100:.3g} % | {a:.2g} |" for k, r, a in rows),
+        "",
+        f"The test trajectories lie {off_mean:.3f} (RMS) from the training trajectories' mean: what the Reynolds "
+        "number changes in these flows. The shipped surrogate (`n_latent = 24`, nonlinear decoder) has a "
+        "held-out error of 2.1 / 2.2 % (u / v), about the 24-mode linear floor; with 48 modes the floor is "
+        "far below the ~0.3 % that issue 8's \"latent analysis at most 1/3 of the free run\" would need, so "
+        "there the limit is learning the latent dynamics and decoder, not the latent size. Measured by hand "
+        "(2026-11-29, 2 cores): the shipped recipe with `--set surrogate.n_latent=48` reaches 1.46 / 1.43 % "
+        "validation error in 1,500 epochs (5 min) and 1.19 / 1.24 % in 3,000 epochs at learning rate 5e-3 "
+        "(10 min); 5,000 epochs at 1e-2 diverged.",
+    ]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kolmogorov_pod.md").write_text("\n".join(text) + "\n")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
