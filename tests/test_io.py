@@ -179,12 +179,15 @@ def test_store_commits_atomically_and_repairs(tmp_path):
     root = zarr.open_group(path, mode="r+", use_consolidated=False)
     root["a"].resize((3, 3))
     root["a"][2] = 99.0
+    root["obs_value"].resize((3, 9))  # killed before it had grown its other obs arrays (if any)
     root.attrs["n_windows"] = 3
     assert xr.open_zarr(path).sizes["window"] == 2  # readers see the last complete window
     with AnalysisStore.open_or_create(path, _specs(), {}, {}) as store:
         assert store.n_windows == 2
         np.testing.assert_array_equal(store.read_last("a"), 2 * np.ones(3))
-    assert zarr.open_group(path, mode="r", use_consolidated=False)["a"].shape == (2, 3)
+    repaired = zarr.open_group(path, mode="r", use_consolidated=False)
+    assert repaired["a"].shape == (2, 3) and repaired["obs_value"].shape == (2, 6)  # the committed shapes
+    assert xr.open_zarr(path).sizes["obs"] == 6
 
 
 @pytest.mark.parametrize("chunk_bytes", [64, 4 << 20])

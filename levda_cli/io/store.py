@@ -12,7 +12,8 @@ file is written to a temporary name and renamed, by zarr's local store), then th
 attribute ``n_windows``, and last the consolidated metadata. Readers of the consolidated
 metadata (xarray does this by default) see either the old or the new window count, never a
 half-written window. A store whose arrays run ahead of its consolidated metadata (a killed
-writer) is repaired on the next open by shrinking them back to the committed count.
+writer) is repaired on the next open by shrinking them back to their committed shapes (windows and
+observation slots).
 
 A new store is built under a hidden temporary name and renamed into place when its first
 window commits, so a run that fails before that leaves nothing behind. A second writer is
@@ -243,9 +244,15 @@ class AnalysisStore:
             if len(shape) != 1 + len(spec.shape) or shape[0] < n:
                 raise StoreError(f"{path}: array '{name}' has shape {shape}, but the store records {n} committed "
                                  "windows; the store is damaged: move it aside and start a new one")
-            if shape[0] != n:
+            # the committed shape: a killed writer may have grown an array by windows and, for observation
+            # arrays, by slots; all of it goes back (arrays sharing the obs dimension must agree on it)
+            committed = consolidated["metadata"].get(f"{name}/.zarray", {}).get("shape")
+            target = (tuple(committed) if isinstance(committed, list) and len(committed) == len(shape)
+                      and committed[0] == n and all(isinstance(c, int) and c >= 0 for c in committed)
+                      else (n, *shape[1:]))
+            if tuple(shape) != target:
                 try:
-                    arr.resize((n, *shape[1:]))  # drop a window a killed writer left uncommitted
+                    arr.resize(target)  # drop what a killed writer left uncommitted
                 except OSError as err:
                     raise StoreError(f"cannot repair {path}: {err.strerror or err}") from None
                 repaired = True
