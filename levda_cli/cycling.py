@@ -147,7 +147,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
     if cfg.model.latent:
         from levda_cli.models import surrogate_spec
 
-        configure_jax(cfg.output.precision, settle=False)
+        configure_jax(cfg.output.precision)
         from levda_cli.io.checkpoint import file_sha256
 
         spec, header = surrogate_spec(cfg.model.checkpoint, cfg.ensemble.latent_noise, warn=warn,
@@ -180,7 +180,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                                           benchmark=spec.name.split(":")[-1],
                                           grid_shape=tuple(len(spec.grid[c]) for c in spec.grid_dims))
 
-    configure_jax(cfg.output.precision, settle=False)
+    configure_jax(cfg.output.precision)
     import jax
     import jax.numpy as jnp
 

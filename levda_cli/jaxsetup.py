@@ -20,11 +20,8 @@ def export_folder() -> Path | None:
     return None if folder is None else folder / "exports"
 
 
-def configure_jax(precision: str = "float64", settle: bool = True) -> None:
-    """Precision and the persistent compilation cache (a cron cycle's second start is faster).
-
-    ``settle``: the command's start-up ends here (``process.settle``); ``assimilate`` passes False and
-    settles just before its window loop, after opening its store and loading its compiled program."""
+def configure_jax(precision: str = "float64") -> None:
+    """Precision and the persistent compilation cache (a cron cycle's second start is faster)."""
     import jax
 
     # float64 always: the ensemble, the N x N algebra and the cost; output.precision = "float32" runs
@@ -35,10 +32,6 @@ def configure_jax(precision: str = "float64", settle: bool = True) -> None:
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    if settle:
-        from levda_cli.process import settle as settle_now
-
-        settle_now()
 
 
 COMPILE_SECONDS = [0.0]  # JAX's tracing, lowering and compiling time in this process

@@ -5,7 +5,8 @@ does its work. While those imports run, CPython's cyclic collector repeatedly re
 imported so far (each full collection happens when the heap has grown by a quarter), and at exit the
 interpreter scans and tears all of it down again: together about a fifth of a short cron cycle's CPU
 time. So the command line (``cli.main.run``) starts with the collector paused; ``settle()``, called
-once the start-up is over (JAX configured, or a run's window loop about to start), moves everything
+once the start-up is over (by the app's callback once a command's arguments are parsed, or, in
+``assimilate``, just before its window loop: its store opened, its observations read), moves everything
 alive into the collector's permanent generation (``gc.freeze``) and resumes normal collection; and
 ``exit_now`` ends the process after flushing and closing what it must, without the interpreter's
 teardown. Library use (``import levda_cli``) changes nothing: only ``run()`` calls ``pause()``.

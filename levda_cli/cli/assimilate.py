@@ -97,7 +97,7 @@ def _assimilate(observations, out, model, checkpoint, config, truth, truth_traje
         from levda_cli import parallel as par
         from levda_cli.jaxsetup import configure_jax
 
-        configure_jax(cfg.output.precision, settle=False)
+        configure_jax(cfg.output.precision)
         parallel = par.start(devices, distributed, coordinator, num_processes, process_id, join_seconds=join_timeout)
         if distributed:  # jax.distributed installs a SIGTERM handler of its own (preemption): levda's again
             stop_requested.install()

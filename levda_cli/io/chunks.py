@@ -73,13 +73,10 @@ class Chunks:
     """The window arrays of the store at ``path``, from its consolidated metadata (``.zmetadata``)."""
 
     def __init__(self, path: Path, consolidated: dict):
-        from numcodecs import get_codec
-
         self.path = Path(path)
         self.consolidated = consolidated
         self.metadata = consolidated["metadata"]
         self._codecs: dict[str, object] = {}
-        self._get_codec = get_codec
 
     def meta(self, name: str) -> dict:
         return self.metadata[f"{name}/.zarray"]
@@ -93,7 +90,9 @@ class Chunks:
     def _codec(self, name: str):
         codec = self._codecs.get(name)
         if codec is None:
-            codec = self._codecs[name] = self._get_codec(dict(self.meta(name)["compressor"]))
+            from numcodecs import get_codec
+
+            codec = self._codecs[name] = get_codec(dict(self.meta(name)["compressor"]))
         return codec
 
     def _key(self, name: str, index) -> Path:
@@ -108,9 +107,18 @@ class Chunks:
         raw = self._codec(name).decode(data)
         return np.frombuffer(raw, dtype=dtype).reshape(meta["chunks"])
 
-    def _chunk_ranges(self, meta: dict, lo, hi):
-        return [range(lo_i // c, (hi_i - 1) // c + 1) if hi_i > lo_i else range(0)
-                for lo_i, hi_i, c in zip(lo, hi, meta["chunks"])]
+    @staticmethod
+    def _overlaps(chunks, lo, hi):
+        """The chunks the region ``lo:hi`` touches: (chunk index, the overlap within the chunk, the overlap
+        within the region, whether the region covers the whole chunk)."""
+        ranges = [range(l // c, (h - 1) // c + 1) if h > l else range(0) for l, h, c in zip(lo, hi, chunks)]
+        for index in itertools.product(*ranges):
+            c_lo = [i * c for i, c in zip(index, chunks)]
+            a = [max(l, cl) for l, cl in zip(lo, c_lo)]
+            b = [min(h, cl + c) for h, cl, c in zip(hi, c_lo, chunks)]
+            whole = all(x == cl and y == cl + c for x, y, cl, c in zip(a, b, c_lo, chunks))
+            yield (index, tuple(slice(x - cl, y - cl) for x, y, cl in zip(a, b, c_lo)),
+                   tuple(slice(x - l, y - l) for x, y, l in zip(a, b, lo)), whole)
 
     def read(self, name: str, start: int, stop: int) -> np.ndarray:
         """Windows ``start:stop`` of an array (all of its other dimensions)."""
@@ -121,15 +129,10 @@ class Chunks:
         start = min(start, stop)
         lo, hi = [start, *(0 for _ in shape[1:])], [stop, *shape[1:]]
         out = np.full([h - l for l, h in zip(lo, hi)], _fill(meta, dtype), dtype)
-        for index in itertools.product(*self._chunk_ranges(meta, lo, hi)):
+        for index, inside, part, _ in self._overlaps(chunks, lo, hi):
             chunk = self._read_chunk(name, index, meta, dtype)
-            if chunk is None:
-                continue
-            c_lo = [i * c for i, c in zip(index, chunks)]
-            a = [max(l, cl) for l, cl in zip(lo, c_lo)]
-            b = [min(h, cl + c) for h, cl, c in zip(hi, c_lo, chunks)]
-            out[tuple(slice(x - l, y - l) for x, y, l in zip(a, b, lo))] = \
-                chunk[tuple(slice(x - cl, y - cl) for x, y, cl in zip(a, b, c_lo))]
+            if chunk is not None:
+                out[part] = chunk[inside]
         return out
 
     def write(self, name: str, start: int, block: np.ndarray) -> None:
@@ -144,16 +147,10 @@ class Chunks:
         hi = [start + block.shape[0], *block.shape[1:]]
         fill = _fill(meta, dtype)
         codec = self._codec(name)
-        for index in itertools.product(*self._chunk_ranges(meta, lo, hi)):
-            c_lo = [i * c for i, c in zip(index, chunks)]
-            a = [max(l, cl) for l, cl in zip(lo, c_lo)]
-            b = [min(h, cl + c) for h, cl, c in zip(hi, c_lo, chunks)]
-            inside = tuple(slice(x - cl, y - cl) for x, y, cl in zip(a, b, c_lo))
-            part = block[tuple(slice(x - l, y - l) for x, y, l in zip(a, b, lo))]
-            whole = all(x == cl and y == cl + c for x, y, cl, c in zip(a, b, c_lo, chunks))
+        for index, inside, part, whole in self._overlaps(chunks, lo, hi):
             old = None if whole else self._read_chunk(name, index, meta, dtype)
             chunk = np.full(chunks, fill, dtype) if old is None else old.copy()
-            chunk[inside] = part
+            chunk[inside] = block[part]
             key = self._key(name, index)
             if (np.isnan(chunk).all() if dtype.kind == "f" and np.isnan(fill) else (chunk == fill).all()):
                 key.unlink(missing_ok=True)  # zarr-python stores no chunk that holds only the fill value
