@@ -124,7 +124,18 @@ class InflationConfig(_Strict):
     """Fixed multiplicative inflation, RTPS, and the adaptive finite-size (EnKF-N) background term."""
 
     multiplicative: float = Field(1.0, ge=1.0)
-    rtps: float = Field(0.0, ge=0.0, le=1.0)
+    rtps: float | Literal["adaptive"] = Field(
+        0.0, description="relaxation to prior spread (Whitaker & Hamill 2012): a fixed alpha in [0, 1], or "
+        "\"adaptive\": alpha estimated every window from the innovations (Kotsuki, Ota & Miyoshi 2017), 0 where "
+        "the spread and R explain them, at most rtps_max")
+    rtps_max: float = Field(1.0, gt=0.0, le=1.0, description="the ceiling of the adaptive relaxation")
+
+    @field_validator("rtps")
+    @classmethod
+    def _rtps_range(cls, v):
+        if v != "adaptive" and not 0.0 <= v <= 1.0:
+            raise ValueError(f"rtps must lie in [0, 1] or be \"adaptive\", got {v}")
+        return v
     finite_size: bool = Field(True, description="EnKF-N background term: inflation adapted every window")
     xn: float = Field(3.0, gt=0, le=1e6, description="finite-size hyperprior confidence (Bocquet, Raanes & Hannart "
                       "2015): 1 agnostic (chaotic models), larger for more linear, deterministic ones")
@@ -442,7 +453,7 @@ def window_setup(cfg: AssimilateConfig, spec, mesh=None):
     import jax.numpy as jnp
 
     from levda_cli.core import (
-        RTPS, FiniteSizePrior, GaussianPrior, GaussNewton, LevenbergMarquardt, Multiplicative, ParameterJitter,
+        RTPS, AdaptiveRTPS, FiniteSizePrior, GaussianPrior, GaussNewton, LevenbergMarquardt, Multiplicative, ParameterJitter,
         Problem, WindowSetup,
     )
 
@@ -456,7 +467,9 @@ def window_setup(cfg: AssimilateConfig, spec, mesh=None):
     inflation = []
     if cfg.inflation.multiplicative > 1.0:
         inflation.append(Multiplicative(cfg.inflation.multiplicative))
-    if cfg.inflation.rtps > 0.0:
+    if cfg.inflation.rtps == "adaptive":
+        inflation.append(AdaptiveRTPS(cfg.inflation.rtps_max))
+    elif cfg.inflation.rtps > 0.0:
         inflation.append(RTPS(cfg.inflation.rtps))
     if any(j > 0 for j in jitter):
         inflation.append(ParameterJitter(jnp.asarray(jitter)))

@@ -194,7 +194,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
     # observation slots chunked as wide as this run's fullest window (a new store's layout)
     ok_k = k_obs[(obs.qc == obsio.QC_OK) & (k_obs >= 0)]
     widest = int(np.unique(ok_k, return_counts=True)[1].max()) if ok_k.size else 16
-    specs, coords = analysis_layout(spec, n_ens, n_ctrl, est, cfg.output.members, "f8", _bucket(widest))
+    specs, coords = analysis_layout(spec, n_ens, n_ctrl, est, cfg.output.members, "f8", _bucket(widest),
+                                    relaxation=cfg.inflation.rtps == "adaptive")
     attrs = {
         "title": "levda analysis store",
         "levda_version": __version__,
@@ -477,6 +478,7 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 "iterations": res.iterations, "converged": res.converged, "n_obs": n_used,
                 "chi2_min": res.chi2_min, "consistent": consistent, "diverging": diverging, "inflation": res.inflation,
                 "innovation_ratio": res.innovation_ratio,
+                **({"relaxation": res.relaxation} if "relaxation" in specs else {}),
                 "rank_observations": res.rank_obs if cfg.output.rank_histograms else np.full_like(res.rank_obs, -1),
                 "n_rejected": rejected_in.get(k, 0), "seconds": seconds, "compile_seconds": compile_s,
                 "omb_mean": res.omb_mean, "omb_rms": res.omb_rms, "oma_mean": res.oma_mean,
@@ -509,7 +511,8 @@ def _run(cfg, obs_paths, out, truth_path, truth_trajectory, command, progress, w
                 "n_rejected": int(record["n_rejected"]), "chi2": chi2, "chi2_min": float(res.chi2_min),
                 "consistent": bool(consistent),
                 "innovation_ratio": float(res.innovation_ratio), "diverging": bool(diverging),
-                "inflation": float(res.inflation), "spread_skill": float(record["spread_skill"]),
+                "inflation": float(res.inflation), "relaxation": float(res.relaxation),
+                "spread_skill": float(record["spread_skill"]),
                 "rmse": float(record["rmse_analysis"]), "spread": float(record["spread_analysis"]),
                 "rmse_filter": float(record["rmse_filter"]), "spread_filter": float(record["spread_filter"]),
                 "seconds": round(seconds, 6), "compile_seconds": round(compile_s, 6),
@@ -861,6 +864,7 @@ def _summary(out, resumed, rows, obs, n_windows, skipped: int = 0) -> dict:
         # calibration over this run's windows (spread/skill needs the truth)
         "mean_inflation": _mean([r["inflation"] for r in rows]),
         "mean_innovation_ratio": _mean([r["innovation_ratio"] for r in rows]),
+        "mean_relaxation": _mean([r["relaxation"] for r in rows]),
         "mean_spread_skill": _mean([r["spread_skill"] for r in rows]),
         # RMS spread over RMS error across the windows (1 when calibrated: E|error|^2 = E spread^2)
         "spread_skill": _rms_ratio([r["spread"] for r in rows], [r["rmse"] for r in rows]),

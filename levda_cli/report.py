@@ -178,7 +178,7 @@ def figure_data(ds, truth_path: Path | None = None, truth_trajectory: int = 0, m
               "converged": (_read(ds, "converged") == 1).tolist(),
               "band_low": _list(1 - sigmas * np.sqrt(2 / np.maximum(n_obs, 1))),
               "band_high": _list(1 + sigmas * np.sqrt(2 / np.maximum(n_obs, 1))), "consistency_sigmas": sigmas}
-    for name in ("chi2_min", "innovation_ratio", "inflation", "spread_skill"):
+    for name in ("chi2_min", "innovation_ratio", "inflation", "relaxation", "spread_skill"):
         checks[name] = _list(_read(ds, name)) if name in ds else None
     for name in ("consistent", "diverging"):
         checks[name] = (_read(ds, name) == 1).tolist() if name in ds else None

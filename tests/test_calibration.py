@@ -219,3 +219,29 @@ def test_initial_ensemble_file_checked(tmp_path, cli_env):
         out = _run([*base, "--out", f"{name}.zarr", "--initial-ensemble", f"{name}.nc"], tmp_path, cli_env)
         assert out.exit_code == 2 and needle in out.output and f"{name}.nc" in out.output, (name, out.output)
         assert not (tmp_path / f"{name}.zarr").exists()
+
+
+def test_adaptive_relaxation_through_the_cli(tmp_path, cli_env):
+    """inflation.rtps = "adaptive": observations whose declared error is a third of their real one make the
+    innovations exceed what the spread and R explain, so the relaxation is positive; it is in the --json
+    rows and, with the setting, in the store's `relaxation` array; a fixed rtps outside [0, 1] is refused."""
+    _from_truth(tmp_path / "o.csv", [6, 12, 18, 24], error=1.0, declared=0.3, seed=3)
+    args = ["assimilate", "o.csv", "--model", "lorenz96", "-c", CONFIG, *FAST, "--json"]
+    result = _run([*args, "--out", "a.zarr", "--set", "inflation.rtps=adaptive"], tmp_path, cli_env)
+    assert result.exit_code == 0, result.output
+    rows = _json(result.output)["windows"]
+    alpha = np.array([r["relaxation"] for r in rows])
+    assert ((alpha >= 0) & (alpha <= 1)).all() and alpha.max() > 0
+    np.testing.assert_allclose(xr.open_zarr(tmp_path / "a.zarr")["relaxation"].values, alpha, rtol=1e-12)
+    plain = _run([*args, "--out", "b.zarr"], tmp_path, cli_env)
+    assert plain.exit_code == 0, plain.output
+    assert "relaxation" not in xr.open_zarr(tmp_path / "b.zarr")
+    assert "relaxation" in _json(plain.output)["windows"][0]  # the diagnostic, whatever the setting
+    # b.zarr resumed with the setting: refused with a message naming the array and the setting
+    _from_truth(tmp_path / "o2.csv", [6, 12, 18, 24, 30], error=1.0, declared=0.3, seed=3)
+    more = _run(["assimilate", "o2.csv", *args[2:], "--out", "b.zarr", "--set", "inflation.rtps=adaptive"], tmp_path,
+                cli_env)
+    assert more.exit_code != 0 and "'relaxation'" in more.output and "inflation.rtps" in more.output
+    assert xr.open_zarr(tmp_path / "b.zarr").sizes["window"] == 4  # untouched
+    bad = _run([*args, "--out", "c.zarr", "--set", "inflation.rtps=1.5"], tmp_path, cli_env)
+    assert bad.exit_code == 2 and "rtps" in bad.output and not (tmp_path / "c.zarr").exists()

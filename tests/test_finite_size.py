@@ -166,3 +166,49 @@ def test_search_leaves_a_saddle_that_gauss_newton_cannot():
         costs.append(float(res.cost_final))
     assert abs(means[0]) < 1e-8 and costs[0] > 1e4  # stuck at the saddle
     assert abs(abs(means[1]) - 2.0) < 0.05 and costs[1] < 1e-2 * costs[0]
+
+
+def test_adaptive_relaxation_is_the_innovation_estimate_applied_as_rtps():
+    """inflation.rtps = "adaptive" (Kotsuki, Ota & Miyoshi 2017) in a linear-Gaussian window, against the
+    formula computed here: beta = (|d0|^2 - n_obs) / tr(S^T S) (Desroziers; Li, Kalnay & Miyoshi 2009),
+    r^2 = tr(S^T S) / tr(S^T S H^-1), alpha = (sqrt(beta) - 1) / (r - 1), applied as RTPS; 0 where the
+    innovations are what the spread and R predict and in a window without observations; at most the ceiling."""
+    from levda_cli.core import RTPS, AdaptiveRTPS
+    from levda_cli.core.inflation import WindowStats, adaptive_relaxation
+
+    rng = np.random.default_rng(5)
+    model, ens, obs, H, offset, value, error, *_ = _linear_window(rng)
+    n_ens = ens.shape[0]
+    m0 = ens.mean(0)
+    S = (H @ ((ens - m0).T / np.sqrt(n_ens - 1))) / error[:, None]
+    d0 = (value - H @ m0 - offset) / error
+    StS = S.T @ S
+    Hess = np.eye(n_ens) + StS
+    beta = (d0 @ d0 - len(d0)) / np.trace(StS)
+    r = np.sqrt(np.trace(StS) / np.trace(StS @ np.linalg.inv(Hess)))
+    alpha = (np.sqrt(beta) - 1) / (r - 1)
+    assert 0.05 < alpha < 1  # the observations are far from this background: a relaxation between the bounds
+
+    def run(strategies):
+        setup = WindowSetup(Problem(model, jnp.array([0.7])), GaussNewton(max_iterations=50, tolerance=1e-13),
+                            strategies, GaussianPrior(), n_window=5, n_shift=5)
+        return analyse_window(setup, jnp.asarray(ens), obs, jax.random.PRNGKey(0))
+
+    plain, adaptive, capped = run(()), run((AdaptiveRTPS(1.0),)), run((AdaptiveRTPS(0.5 * alpha),))
+    fixed, fixed_cap = run((RTPS(float(alpha)),)), run((RTPS(float(0.5 * alpha)),))
+    np.testing.assert_allclose(float(plain.relaxation), alpha, rtol=1e-8)  # the diagnostic, with or without it
+    np.testing.assert_allclose(np.asarray(adaptive.analysis), np.asarray(fixed.analysis), atol=1e-10)
+    np.testing.assert_allclose(np.asarray(capped.analysis), np.asarray(fixed_cap.analysis), atol=1e-10)
+    assert np.asarray(adaptive.analysis).std(0).mean() > np.asarray(plain.analysis).std(0).mean()
+
+    # innovations exactly as the spread and R predict (beta = 1), or fewer; no observations: no relaxation
+    base = dict(n_obs=jnp.asarray(10.0), variance_b=jnp.asarray(4.0), spread_b=jnp.asarray(4.0),
+                spread_a=jnp.asarray(2.0))
+    assert float(adaptive_relaxation(WindowStats(innovation=jnp.asarray(14.0), **base))) == 0.0
+    assert float(adaptive_relaxation(WindowStats(innovation=jnp.asarray(3.0), **base))) == 0.0
+    none = {**base, "n_obs": jnp.asarray(0.0), "variance_b": jnp.asarray(0.0)}
+    assert float(adaptive_relaxation(WindowStats(innovation=jnp.asarray(0.0), **none))) == 0.0
+    # beta = 4: the analysis spread should double; r = sqrt(2): alpha = 1 / (sqrt(2) - 1) > 1, capped at 1
+    assert float(adaptive_relaxation(WindowStats(innovation=jnp.asarray(26.0), **base))) == 1.0
+    np.testing.assert_allclose(float(adaptive_relaxation(WindowStats(innovation=jnp.asarray(15.76), **base))),
+                               (1.2 - 1) / (np.sqrt(2) - 1), rtol=1e-12)

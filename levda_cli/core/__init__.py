@@ -4,7 +4,7 @@ Nothing here imports I/O, CLI or configuration libraries (a test enforces it).
 """
 
 from levda_cli.core.dynamics import AbstractDynamics, Problem, WindowObs, forecast, predict
-from levda_cli.core.inflation import RTPS, AbstractInflation, Multiplicative, ParameterJitter
+from levda_cli.core.inflation import RTPS, AbstractInflation, AdaptiveRTPS, Multiplicative, ParameterJitter
 from levda_cli.core.prior import AbstractPrior, FiniteSizePrior, GaussianPrior
 from levda_cli.core.solver import AbstractSolver, GaussNewton, LevenbergMarquardt
 from levda_cli.core.window import (
@@ -24,6 +24,7 @@ __all__ = [
     "ParameterJitter",
     "Problem",
     "RTPS",
+    "AdaptiveRTPS",
     "WindowObs",
     "WindowResult",
     "WindowSetup",

@@ -27,7 +27,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from levda_cli.core import sharding
 from levda_cli.core.diagnostics import field_stats
 from levda_cli.core.dynamics import Problem, WindowObs, forecast
-from levda_cli.core.inflation import AbstractInflation
+from levda_cli.core.inflation import AbstractInflation, WindowStats, adaptive_relaxation
 from levda_cli.core.linearise import ObservationTerm, in_precision
 from levda_cli.core.prior import AbstractPrior, GaussianPrior
 from levda_cli.core.solver import AbstractSolver, GaussNewton, cost
@@ -88,6 +88,7 @@ class WindowResult(eqx.Module):
     inflation: Float[Array, ""]  # 1/sqrt(zeta): the adaptive inflation of the background anomalies
     chi2_min: Float[Array, ""]  # (zeta |w*|^2 + |d(w*)|^2) / n_obs: 2 J_min / n_obs, expected 1 (Talagrand)
     innovation_ratio: Float[Array, ""]  # |d(0)|^2 / (n_obs + tr S^T S at w = 0): 1 when spread and R explain o - b
+    relaxation: Float[Array, ""]  # the RTPS relaxation the innovations ask for (``adaptive_relaxation``), in [0, 1]
     rank_obs: Int[Array, "n_field rank"]  # ranks of each observation among the perturbed background members
     n_obs: Int[Array, ""]
     hofx_background: Float[Array, " n_obs"]
@@ -231,10 +232,6 @@ def analyse_window(
     U = mean_preserving_rotation(keys[-2], n_ens, dtype) if setup.rotate else jnp.eye(n_ens, dtype=dtype)
     W = w[:, None] + jnp.sqrt(n_ens - 1.0) * H_inv_sqrt @ U
     analysis = v_bar + (X @ W).T
-    for i, strategy in enumerate(setup.inflation):
-        analysis = strategy.after(prior, analysis, keys[len(setup.inflation) + i])
-
-    traj = forecast_ensemble(setup, analysis, setup.n_window, term.mesh is not None)
     hofx_a = obs.value - minimum.d * safe_error  # h(v_bar + X w*), recovered from the residual
     hofx_a = jnp.where(obs.mask, hofx_a, 0.0)
     d0 = jnp.where(obs.mask, (obs.value - hofx_b) / safe_error, 0.0)
@@ -250,6 +247,13 @@ def analyse_window(
     else:
         spread_obs = jnp.sum(jnp.where(obs.mask, h_members.var(axis=0, ddof=1) / safe_error**2, 0.0))
     innovation_ratio = (d0 @ d0) / jnp.maximum(n_obs + spread_obs, 1.0)
+    dfs = jnp.trace(StS @ ((evecs / evals) @ evecs.T))
+    stats = WindowStats(innovation=d0 @ d0, n_obs=n_obs.astype(dtype), variance_b=spread_obs,
+                        spread_b=jnp.trace(StS), spread_a=dfs)
+    for i, strategy in enumerate(setup.inflation):
+        analysis = strategy.after_window(prior, analysis, keys[len(setup.inflation) + i], stats)
+
+    traj = forecast_ensemble(setup, analysis, setup.n_window, term.mesh is not None)
     if setup.obs_ranks:
         # the observation's rank among the background members in observation space, each perturbed with
         # the observation's error (Hamill 2001): flat when the ensemble and R are calibrated
@@ -270,10 +274,11 @@ def analyse_window(
         cost_o=0.5 * (minimum.d @ minimum.d),
         iterations=minimum.iterations,
         converged=minimum.converged,
-        dfs=jnp.trace(StS @ ((evecs / evals) @ evecs.T)),
+        dfs=dfs,
         zeta=zeta,
         inflation=1.0 / jnp.sqrt(zeta),
         innovation_ratio=innovation_ratio,
+        relaxation=adaptive_relaxation(stats),
         chi2_min=(zeta * (w @ w) + minimum.d @ minimum.d) / jnp.maximum(n_obs, 1),
         rank_obs=rank_obs,
         n_obs=n_obs,

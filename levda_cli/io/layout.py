@@ -11,7 +11,8 @@ import numpy as np
 from levda_cli.io.store import TIME_ATTRS, ArraySpec
 
 
-def analysis_layout(spec, n_ens: int, n_ctrl: int, est: list[str], members: bool, dtype: str, obs_width: int = 16):
+def analysis_layout(spec, n_ens: int, n_ctrl: int, est: list[str], members: bool, dtype: str, obs_width: int = 16,
+                    relaxation: bool = False):
     grid_dims = spec.grid_dims
     grid_shape = tuple(len(spec.grid[c]) for c in grid_dims)
     scalar = lambda t="f8", **a: ArraySpec((), (), t, a)  # noqa: E731
@@ -53,6 +54,9 @@ def analysis_layout(spec, n_ens: int, n_ctrl: int, est: list[str], members: bool
                                 "finite-size term (1 with the Gaussian term)")
     specs["innovation_ratio"] = scalar(long_name="|R^-1/2 (y - h(mean_b))|^2 / (n_obs + tr S^T S): 1 when the "
                                        "background spread and R explain o - b")
+    if relaxation:  # inflation.rtps = "adaptive"
+        specs["relaxation"] = scalar(long_name="RTPS relaxation alpha estimated from this window's innovations (before "
+                                     "inflation.rtps_max): 0 when the background spread and R explain o - b")
     specs["spread_skill"] = scalar(long_name="analysis spread / analysis RMSE vs truth (NaN without truth)")
     rank = ("variable", "rank")
     specs["rank_observations"] = ArraySpec(rank, (len(spec.fields), n_ens + 1), "i4", {

@@ -234,7 +234,9 @@ class AnalysisStore:
                                  f"{err}); move the store aside and start a new one") from None
             if not present:
                 raise StoreError(f"{path} lacks the array '{name}': it was written by a different levda "
-                                 "version or model; write to a new store")
+                                 "version or model, or with other output settings (output.members and "
+                                 "inflation.rtps = \"adaptive\" add arrays); resume it with the settings it was "
+                                 "made with, or write to a new store")
             try:
                 arr = root[name]
                 shape = arr.shape
