@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 # the carried wheels are built for the device's Python (wheels.sh); where none is for this Python (a CPU dry
 # run here) the installed stack serves
 PYTAG=$(python3 -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
-if [ -d .whl ] && ls .whl/*-"$PYTAG"-* > /dev/null 2>&1; then
+if [ -d .whl ] && ls .whl/*-"$PYTAG"-"$PYTAG"-* > /dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         && export PYTHONPATH=/tmp/site:$PWD || exit 3
 fi
