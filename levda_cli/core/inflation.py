@@ -88,10 +88,10 @@ def adaptive_relaxation(stats: WindowStats, alpha_max: float = 1.0) -> Array:
     The background variance the innovations ask for, as a multiple of the ensemble's (Desroziers et al.
     2005; Li, Kalnay & Miyoshi 2009), ``beta = (|d|^2 - n_obs) / tr(S^T S)``, is given to the analysis
     instead: relaxing by ``alpha`` multiplies the analysis spread by ``1 + alpha (r - 1)``, with
-    ``r = sigma_b / sigma_a`` (here in observation space, ``tr(S^T S) / tr(S^T S H^-1)`` at the minimum), so
-    ``alpha = (sqrt(beta) - 1) / (r - 1)``, within
-    ``[0, alpha_max]``. Where the spread and R explain the innovations (``beta <= 1``), and in a window without
-    observations, it is 0: a relaxation that appears only where the ensemble has too little spread.
+    ``r = sigma_b / sigma_a`` (here in observation space: ``r^2 = tr(S^T S) / tr(S^T S H^-1)`` at the
+    minimum), so ``alpha = (sqrt(beta) - 1) / (r - 1)``, within ``[0, alpha_max]``. Where the spread and R
+    explain the innovations (``beta <= 1``), and in a window without observations, it is 0: a relaxation
+    that appears only where the ensemble has too little spread.
     """
     has_obs = (stats.n_obs > 0) & (stats.variance_b > 0) & (stats.spread_b > 0) & (stats.spread_a > 0)
     beta = (stats.innovation - stats.n_obs) / jnp.where(has_obs, stats.variance_b, 1.0)
