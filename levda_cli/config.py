@@ -542,5 +542,9 @@ class TrainConfig(_Strict):
                                  "(0: every frame); the roll-out still covers them all. For fine output "
                                  "intervals (the sphere's hourly frames)")
     refresh_epochs: int = Field(50, ge=1, description="epochs between fresh draws of the points held in memory")
+    offgrid: bool = Field(False, description="fit the decoder at random places between the grid nodes (points_in_"
+                          "memory per frame, drawn afresh every refresh_epochs epochs), with targets from the model's "
+                          "own observation operator on each stored frame (exact for spectral models), instead of at "
+                          "the nodes: a decoder trained at the nodes alone may alias between them")
     save_every: int = Field(5, ge=1, description="epochs between saves of the resumable training state")
     seed: int = 0

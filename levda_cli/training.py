@@ -101,6 +101,38 @@ class TrainingData:
         return self.read(idx), self.params[idx]
 
 
+def offgrid_draw(data: TrainingData, idx: np.ndarray, n_places: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Fields at ``n_places`` random places per frame of trajectories ``idx``: ``(values (traj, frame, place,
+    field) float32, places (traj, frame, place, coord) float32)``, each value the model's own observation
+    operator on the stored frame (its restart variables included), as ``levda observe`` makes observations."""
+    import jax
+    import jax.numpy as jnp
+
+    spec = data.spec
+    low = np.asarray([spec.domain[c][0] for c in spec.coords])
+    high = np.asarray([spec.domain[c][1] for c in spec.coords])
+    n_field = len(spec.fields)
+    dyn = spec.dynamics
+
+    @jax.jit
+    @jax.vmap  # over the frames of a trajectory
+    def at_places(frame, places, mu):
+        state = spec.from_frame(frame)
+        return jax.vmap(lambda c: jax.vmap(lambda f: dyn.observe(state, mu, c, f))(jnp.arange(n_field)))(places)
+
+    names = list(spec.fields) + list(spec.restart_vars)
+    values, where = [], []
+    for t in idx:
+        traj = data.ds.isel(trajectory=int(t))
+        arrays = {v: np.asarray(load_checked(traj[v], data.path, f"'{v}' of trajectory {t}").values) for v in names}
+        mu = jnp.asarray(data.params[t])
+        places = low + (high - low) * rng.random((len(data.model_time), n_places, len(spec.coords)))
+        mus = jnp.broadcast_to(mu, (len(data.model_time), *mu.shape))
+        values.append(np.asarray(at_places(arrays, places, mus), np.float32))
+        where.append(places.astype(np.float32))
+    return np.stack(values), np.stack(where)
+
+
 def normalisation(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation per field (last axis), accumulated in float64: a float32 sum over
     millions of values near 3000 (the sphere's depth) is off by hundreds, and the field's scale with it."""
@@ -155,12 +187,16 @@ def train(cfg: TrainConfig, data_path: Path, out: Path, progress: Callable[[int,
     # Points held in memory: every grid point where the grid is small; otherwise a fresh random
     # draw of `kept` points per frame and trajectory every refresh_epochs epochs (memory bounded by
     # it, not by the grid), reproducible from (seed, draw number) so a resumed run is the same.
-    kept = min(cfg.points_in_memory, n_point)
-    whole = kept >= n_point
+    kept = cfg.points_in_memory if cfg.offgrid else min(cfg.points_in_memory, n_point)
+    whole = kept >= n_point and not cfg.offgrid
     read_seconds = [0.0]
 
     def draw(number: int) -> tuple[np.ndarray, np.ndarray | None]:
         t = time.perf_counter()
+        if cfg.offgrid:  # values (traj, frame, kept, field) at places (traj, frame, kept, coord)
+            values, places = offgrid_draw(data, train_idx, kept, np.random.default_rng([cfg.seed, number, 1]))
+            read_seconds[0] += time.perf_counter() - t
+            return values, places
         if whole:
             values, grid = data.read(train_idx), None
         else:
@@ -208,7 +244,8 @@ def train(cfg: TrainConfig, data_path: Path, out: Path, progress: Callable[[int,
     opt_state = optimiser.init(params)
 
     def to_device(values, grid):
-        return jnp.asarray((values - mean) / std), (None if grid is None else jnp.asarray(grid))
+        return (jnp.asarray((values - mean) / std),
+                None if grid is None else jnp.asarray(grid, jnp.float32 if cfg.offgrid else None))
 
     mu_dev = jnp.asarray(train_mu, jnp.float32)
     coords_dev = jnp.asarray(data.coords, jnp.float32)
@@ -232,8 +269,13 @@ def train(cfg: TrainConfig, data_path: Path, out: Path, progress: Callable[[int,
             return a[traj] if frames is None else jax.vmap(lambda t, fr: a[t][fr])(traj, frames)
 
         y_sel = rows(y_dev)
-        where = idx if grid_dev is None else jnp.take_along_axis(rows(grid_dev), idx, axis=2)
-        pred = jax.vmap(lambda mu, fr, g: predict(model, mu, coords_dev[g], fr),
+        if cfg.offgrid:  # grid_dev holds the places themselves
+            where = jnp.take_along_axis(rows(grid_dev), idx[..., None], axis=2)
+            place = lambda w: w  # noqa: E731
+        else:
+            where = idx if grid_dev is None else jnp.take_along_axis(rows(grid_dev), idx, axis=2)
+            place = lambda w: coords_dev[w]  # noqa: E731
+        pred = jax.vmap(lambda mu, fr, g: predict(model, mu, place(g), fr),
                         in_axes=(0, None if frames is None else 0, 0))(mu_dev[traj], frames, where)
         target = jnp.take_along_axis(y_sel, idx[..., None], axis=2)
         return jnp.mean((pred - target) ** 2)
