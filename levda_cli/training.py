@@ -3,7 +3,8 @@
 Training data: a trajectory store from ``levda simulate`` (fields on a grid, parameters per
 trajectory, a train/validation/test split). Each step rolls out whole latent trajectories for
 a batch of training trajectories (from ``z = 0`` one output interval before the first frame)
-and fits the decoder at random grid points of every frame. The training state is saved every
+and fits the decoder at random grid points of every frame (with ``offgrid``: at random places
+between them, the targets from the model's own observation operator on the frame). The training state is saved every
 ``save_every`` epochs beside the output, and a rerun of the same command continues from it;
 per-epoch random keys make a resumed run identical to an uninterrupted one.
 """
