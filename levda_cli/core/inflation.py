@@ -26,13 +26,10 @@ class AbstractInflation(eqx.Module):
     def before(self, background: Ensemble, key: PRNGKeyArray) -> Ensemble:
         return background
 
-    def after(self, background: Ensemble, analysis: Ensemble, key: PRNGKeyArray) -> Ensemble:
+    def after(self, background: Ensemble, analysis: Ensemble, key: PRNGKeyArray,
+              stats: WindowStats | None = None) -> Ensemble:
+        """The analysis kept; ``stats``: the window's statistics, for strategies that read them."""
         return analysis
-
-    def after_window(self, background: Ensemble, analysis: Ensemble, key: PRNGKeyArray,
-                     stats: WindowStats) -> Ensemble:
-        """``after``, for strategies that also read the window's statistics (default: ``after``)."""
-        return self.after(background, analysis, key)
 
 
 class WindowStats(eqx.Module):
@@ -68,7 +65,7 @@ class RTPS(AbstractInflation):
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"RTPS alpha must lie in [0, 1], got {self.alpha}")
 
-    def after(self, background, analysis, key):
+    def after(self, background, analysis, key, stats=None):
         return relax(background, analysis, self.alpha)
 
 
@@ -82,14 +79,14 @@ def relax(background: Ensemble, analysis: Ensemble, alpha) -> Ensemble:
     return mean_a + anom_a * (alpha * ratio + 1.0 - alpha)
 
 
-def adaptive_relaxation(stats: WindowStats, alpha_max: float = 1.0) -> Array:
+def adaptive_relaxation(stats: WindowStats) -> Array:
     """The RTPS relaxation estimated from the window's innovations (Kotsuki, Ota & Miyoshi 2017).
 
     The background variance the innovations ask for, as a multiple of the ensemble's (Desroziers et al.
     2005; Li, Kalnay & Miyoshi 2009), ``beta = (|d|^2 - n_obs) / tr(S^T S)``, is given to the analysis
     instead: relaxing by ``alpha`` multiplies the analysis spread by ``1 + alpha (r - 1)``, with
     ``r = sigma_b / sigma_a`` (here in observation space: ``r^2 = tr(S^T S) / tr(S^T S H^-1)`` at the
-    minimum), so ``alpha = (sqrt(beta) - 1) / (r - 1)``, within ``[0, alpha_max]``. Where the spread and R
+    minimum), so ``alpha = (sqrt(beta) - 1) / (r - 1)``, within ``[0, 1]``. Where the spread and R
     explain the innovations (``beta <= 1``), and in a window without observations, it is 0: a relaxation
     that appears only where the ensemble has too little spread.
     """
@@ -97,15 +94,17 @@ def adaptive_relaxation(stats: WindowStats, alpha_max: float = 1.0) -> Array:
     beta = (stats.innovation - stats.n_obs) / jnp.where(has_obs, stats.variance_b, 1.0)
     ratio = jnp.sqrt(stats.spread_b / jnp.where(has_obs, stats.spread_a, 1.0))
     alpha = (jnp.sqrt(jnp.maximum(beta, 1.0)) - 1.0) / jnp.maximum(ratio - 1.0, 1e-12)
-    return jnp.where(has_obs, jnp.clip(alpha, 0.0, alpha_max), 0.0)
+    return jnp.where(has_obs, jnp.clip(alpha, 0.0, 1.0), 0.0)
 
 
 class AdaptiveRTPS(RTPS):
     """Relaxation to prior spread with ``alpha`` estimated every window (``adaptive_relaxation``), at most
     ``alpha`` (the configured ceiling)."""
 
-    def after_window(self, background, analysis, key, stats):
-        return relax(background, analysis, adaptive_relaxation(stats, self.alpha))
+    def after(self, background, analysis, key, stats=None):
+        if stats is None:
+            raise ValueError("the adaptive relaxation needs the window's statistics")
+        return relax(background, analysis, jnp.minimum(adaptive_relaxation(stats), self.alpha))
 
 
 class ParameterJitter(AbstractInflation):
@@ -117,7 +116,7 @@ class ParameterJitter(AbstractInflation):
 
     std: Float[Array, " n_param"]
 
-    def after(self, background, analysis, key):
+    def after(self, background, analysis, key, stats=None):
         n_param = self.std.shape[0]
         if n_param == 0:
             return analysis

@@ -251,7 +251,7 @@ def analyse_window(
     stats = WindowStats(innovation=d0 @ d0, n_obs=n_obs.astype(dtype), variance_b=spread_obs,
                         spread_b=jnp.trace(StS), spread_a=dfs)
     for i, strategy in enumerate(setup.inflation):
-        analysis = strategy.after_window(prior, analysis, keys[len(setup.inflation) + i], stats)
+        analysis = strategy.after(prior, analysis, keys[len(setup.inflation) + i], stats)
 
     traj = forecast_ensemble(setup, analysis, setup.n_window, term.mesh is not None)
     if setup.obs_ranks:
