@@ -1,3 +1,3 @@
 """levda: latent ensemble-variational data assimilation from the command line."""
 
-__version__ = "0.13.0"  # the package's version (pyproject.toml reads it from here)
+__version__ = "0.14.0"  # the package's version (pyproject.toml reads it from here)

@@ -1,0 +1,191 @@
+"""Is the latent filter's Reynolds-number posterior the Bayesian one? A check on Kolmogorov cases.
+
+Every Kolmogorov flow of the benchmark starts from one known state, so Re alone sets the surrogate's
+trajectory (z = 0 at its origin) and the posterior of Re given all a case's observations can be
+computed exactly on a grid of Re values, with no ensemble, no Gaussian approximation and no windows:
+
+- *surrogate posterior*: the surrogate run from z = 0 at each Re of the grid, decoded at every
+  observation; likelihood with variance = observation error^2 + the checkpoint's recorded surrogate
+  error^2 (what ``levda assimilate`` uses), uniform prior over the checkpoint's range. This is what the
+  latent filter approximates: its last window's Re (mean, spread) should agree with it.
+- *physics likelihood*: the exact model (``levda simulate``) at each Re of a coarser grid, observed
+  exactly where and when the observations are (``levda observe`` with the same network seed and a
+  negligible error), likelihood with the observation error only: where the information in the
+  observations points when the model is exact. The difference between the two is the surrogate's.
+
+For each case: truth (``levda simulate``), observations (``levda observe``), the latent run
+(``levda assimilate -k kolmogorov.ckpt -c configs/latent_kolmogorov.toml``), then both posteriors.
+The cases are ``calibration.py``'s for a given seed (the same draws).
+
+    python benchmarks/kolmogorov_posterior.py --seed 2027 [--cases 0 3] [--physics-step 50]
+
+Writes benchmarks/results/kolmogorov_posterior_seed<SEED>.md (and .json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibration import KCKPT, KCONFIG, levda  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results"
+EPOCH = np.datetime64("2000-01-01T00:00:00")
+
+
+def _moments(grid, J):
+    p = np.exp(-(J - J.min()))
+    p /= p.sum()
+    mean = float((p * grid).sum())
+    return mean, float(np.sqrt((p * (grid - mean) ** 2).sum()))
+
+
+def _quadratic(grid, J):
+    """Mean and spread of the Gaussian whose -log density is the parabola fitted (least squares) to
+    ``J`` where it lies within 8 of its minimum: a coarse grid's moments would be its spacing's."""
+    near = J - J.min() <= 8.0
+    if near.sum() < 3:
+        near = np.argsort(J)[:3]
+    a, b, _ = np.polyfit(grid[near], J[near], 2)
+    if a <= 0:
+        return float(grid[np.argmin(J)]), float("nan")
+    return float(-b / (2 * a)), float(1 / np.sqrt(2 * a))
+
+
+def surrogate_posterior(ckpt: Path, obs_path: Path, n_grid: int = 401):
+    """Mean and spread of Re given every observation in ``obs_path``, under the surrogate (see above)."""
+    import jax
+    import jax.numpy as jnp
+    import xarray as xr
+
+    jax.config.update("jax_enable_x64", True)
+    from levda_cli.models import surrogate_error_sd, surrogate_spec
+
+    spec, header = surrogate_spec(ckpt)
+    dyn = spec.dynamics
+    obs = xr.open_dataset(obs_path)
+    unit = header["time"]["unit_seconds"]
+    t = (obs.time.values - EPOCH) / np.timedelta64(1, "s") / unit  # model time
+    since_origin = t - header["time"]["origin"]
+    times, index = np.unique(since_origin, return_inverse=True)
+    n_steps = int(np.ceil(float(times.max()) / dyn.dt)) + 1
+    field = np.array([spec.fields.index(v) for v in obs.variable.values])
+    coords = jnp.asarray(np.stack([obs[c].values for c in spec.coords], 1))
+    sd = surrogate_error_sd(header, 1.0)
+    var = obs.error.values ** 2 + np.array([sd(spec.fields[f], tt) for f, tt in zip(field, t)]) ** 2
+    y = obs.value.values
+
+    @jax.jit
+    def h(re_):
+        z = dyn.latent_trajectory(jnp.reshape(re_, (1,)), jnp.asarray(times), n_steps)
+        return jax.vmap(lambda zi, c, f: dyn.decode(zi, c)[f])(z[index], coords, jnp.asarray(field))
+
+    low, high = spec.prior["Re"]
+    grid = np.linspace(low, high, n_grid)
+    J = np.array([0.5 * float(np.sum((y - np.asarray(h(jnp.float64(g)))) ** 2 / var)) for g in grid])
+    return _moments(grid, J)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=2027, help="calibration.py's seed (the same Re draws)")
+    ap.add_argument("--kolmogorov", type=int, default=5, help="cases drawn, as calibration.py --kolmogorov")
+    ap.add_argument("--cases", type=int, nargs="*", help="run only these cases")
+    ap.add_argument("--physics-step", type=float, default=50.0, help="Re spacing of the physics likelihood")
+    ap.add_argument("--checkpoint", type=lambda p: Path(p).resolve(), default=KCKPT)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    rng.uniform(260e3, 740e3, size=(10, 2))  # calibration.py's tsunami draws come first
+    res = rng.uniform(550.0, 1450.0, size=args.kolmogorov)
+    env = dict(os.environ)
+    env.setdefault("LEVDA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "levda-calibration-cache"))
+    env["PYTHONWARNINGS"] = "ignore"
+    rows = []
+    physics_grid = np.arange(500.0, 1500.0 + 1e-9, args.physics_step)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+
+        def simulate(re_, out):  # calibration.py's truths (the training data's shared initial state)
+            code, _, err, _ = levda(["simulate", "kolmogorov", "--size", 32, "--interval", 0.2, "--seed", 0,
+                                     "--set", "spinup=30", "--out", out, "--duration", 4, "--trajectories", 1,
+                                     "--set", f"parameters.Re.value={re_}", "-q"], tmp, env)
+            assert code == 0, err
+
+        def observe(truth, out, seed, error):
+            code, _, err, _ = levda(["observe", truth, "--out", out, "--network", "random:10", "--times", "random",
+                                     "--interval", 0.2, "--error", error, "--seed", seed], tmp, env)
+            assert code == 0, err
+
+        import xarray as xr
+
+        physics = {}
+        for i, re_ in enumerate(res):
+            if args.cases and i not in args.cases:
+                continue
+            truth, obs = tmp / f"t{i}.zarr", tmp / f"o{i}.nc"
+            simulate(re_, truth)
+            observe(truth, obs, 300 + i, 0.1)
+            code, summary, err, _ = levda(["assimilate", obs, "-k", args.checkpoint, "-c", KCONFIG, "--truth", truth,
+                                           "--out", tmp / f"a{i}.zarr", "--json", "-q"], tmp, env)
+            assert summary, err
+            store = xr.open_zarr(tmp / f"a{i}.zarr")
+            last = store.param_analysis.sel(param="Re").values[-1]  # (member,) at the last window
+            filt = (float(np.mean(last)), float(np.std(last, ddof=1)))
+            post = surrogate_posterior(args.checkpoint, obs)
+            # the physics at each Re of the grid, observed exactly at the same places and times
+            y = xr.open_dataset(obs).value.values
+            J = []
+            for g in physics_grid:
+                if g not in physics:
+                    simulate(g, tmp / f"p{g:.0f}.zarr")
+                    physics[g] = tmp / f"p{g:.0f}.zarr"
+                exact = tmp / f"e{i}_{g:.0f}.nc"
+                observe(physics[g], exact, 300 + i, 1e-9)  # same seed: the same places and times
+                J.append(0.5 * float(np.sum((y - xr.open_dataset(exact).value.values) ** 2) / 0.1 ** 2))
+            J = np.asarray(J)
+            phys = _quadratic(physics_grid, J)
+            row = {"case": i, "Re_true": float(re_), "exit": code,
+                   "filter": filt, "surrogate_posterior": post, "physics_posterior": phys,
+                   "physics_best": float(physics_grid[np.argmin(J)]),
+                   "z_filter": (re_ - filt[0]) / filt[1], "z_surrogate": (re_ - post[0]) / post[1],
+                   "z_physics": (re_ - phys[0]) / phys[1], "physics_grid": physics_grid.tolist(),
+                   "physics_J": J.tolist()}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    out = args.out or RESULTS / f"kolmogorov_posterior_seed{args.seed}.md"
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = [
+        f"# The latent filter's Re against the exact posterior (Kolmogorov, seed {args.seed})", "",
+        f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; {datetime.date.today()}. "
+        f"`python benchmarks/kolmogorov_posterior.py --seed {args.seed}` ({Path(args.checkpoint).name}, "
+        "configs/latent_kolmogorov.toml; calibration.py's cases for this seed: 10 random sites, u and v at random "
+        "times per 0.2, error 0.1, 4 time units). Filter: the last window's analysis ensemble (mean, spread). "
+        "Surrogate posterior: the exact posterior of Re given all observations under the surrogate (run from "
+        "z = 0 at 401 Re values, observation error^2 + recorded surrogate error^2, uniform prior). Physics "
+        f"posterior: the exact model at Re every {args.physics_step:g} in [500, 1500], the observation error "
+        "only, and the Gaussian of the parabola fitted to -log likelihood near its minimum (best: the grid's). "
+        "z = (truth - mean) / spread.", "",
+        "| case | Re truth | filter | z | surrogate posterior | z | physics posterior (best Re) | z |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        f, s, p = r["filter"], r["surrogate_posterior"], r["physics_posterior"]
+        lines.append(f"| {r['case']} | {r['Re_true']:.0f} | {f[0]:.0f} +- {f[1]:.0f} | {r['z_filter']:.1f} | "
+                     f"{s[0]:.0f} +- {s[1]:.0f} | {r['z_surrogate']:.1f} | {p[0]:.0f} +- {p[1]:.0f} "
+                     f"({r['physics_best']:.0f}) | {r['z_physics']:.1f} |")
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
