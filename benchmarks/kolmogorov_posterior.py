@@ -38,15 +38,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibration import KCKPT, KCONFIG, levda  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from exact_posterior import surrogate_posterior  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
-EPOCH = np.datetime64("2000-01-01T00:00:00")
-
-
-def _moments(grid, J):
-    p = np.exp(-(J - J.min()))
-    p /= p.sum()
-    mean = float((p * grid).sum())
-    return mean, float(np.sqrt((p * (grid - mean) ** 2).sum()))
 
 
 def _quadratic(grid, J):
@@ -59,40 +54,6 @@ def _quadratic(grid, J):
     if a <= 0:
         return float(grid[np.argmin(J)]), float("nan")
     return float(-b / (2 * a)), float(1 / np.sqrt(2 * a))
-
-
-def surrogate_posterior(ckpt: Path, obs_path: Path, n_grid: int = 401):
-    """Mean and spread of Re given every observation in ``obs_path``, under the surrogate (see above)."""
-    import jax
-    import jax.numpy as jnp
-    import xarray as xr
-
-    jax.config.update("jax_enable_x64", True)
-    from levda_cli.models import surrogate_error_sd, surrogate_spec
-
-    spec, header = surrogate_spec(ckpt)
-    dyn = spec.dynamics
-    obs = xr.open_dataset(obs_path)
-    unit = header["time"]["unit_seconds"]
-    t = (obs.time.values - EPOCH) / np.timedelta64(1, "s") / unit  # model time
-    since_origin = t - header["time"]["origin"]
-    times, index = np.unique(since_origin, return_inverse=True)
-    n_steps = int(np.ceil(float(times.max()) / dyn.dt)) + 1
-    field = np.array([spec.fields.index(v) for v in obs.variable.values])
-    coords = jnp.asarray(np.stack([obs[c].values for c in spec.coords], 1))
-    sd = surrogate_error_sd(header, 1.0)
-    var = obs.error.values ** 2 + np.array([sd(spec.fields[f], tt) for f, tt in zip(field, t)]) ** 2
-    y = obs.value.values
-
-    @jax.jit
-    def h(re_):
-        z = dyn.latent_trajectory(jnp.reshape(re_, (1,)), jnp.asarray(times), n_steps)
-        return jax.vmap(lambda zi, c, f: dyn.decode(zi, c)[f])(z[index], coords, jnp.asarray(field))
-
-    low, high = spec.prior["Re"]
-    grid = np.linspace(low, high, n_grid)
-    J = np.array([0.5 * float(np.sum((y - np.asarray(h(jnp.float64(g)))) ** 2 / var)) for g in grid])
-    return _moments(grid, J)
 
 
 def main():
@@ -141,7 +102,7 @@ def main():
             store = xr.open_zarr(tmp / f"a{i}.zarr")
             last = store.param_analysis.sel(param="Re").values[-1]  # (member,) at the last window
             filt = (float(np.mean(last)), float(np.std(last, ddof=1)))
-            post = surrogate_posterior(args.checkpoint, obs)
+            post = surrogate_posterior(args.checkpoint, obs, "Re")
             # the physics at each Re of the grid, observed exactly at the same places and times
             y = xr.open_dataset(obs).value.values
             J = []

@@ -171,3 +171,36 @@ def test_restart_gets_a_settled_ensemble_out_of_a_wrong_mode(tmp_path, cli_env, 
     assert np.hypot(*(final(summary) - truth)) < 25e3
     ds = xr.open_zarr(tmp_path / "on.zarr")
     assert float(ds["param_background"].isel(window=0).std("member").max()) > 20e3  # the kept, climatological one
+
+
+KOLMOGOROV = Path(__file__).parents[1] / "sample_data" / "surrogates" / "kolmogorov.ckpt"
+
+
+def test_latent_parameter_posterior_is_the_exact_one(tmp_path, cli_env, strict_summary):
+    """A known answer for the nonlinear case, with the shipped Kolmogorov surrogate: every benchmark flow
+    starts from the training data's shared state (z = 0), so Re alone sets the surrogate's trajectory and
+    the exact posterior of Re given all the observations is a one-dimensional integral
+    (``exact_posterior.py``: a grid over the checkpoint's range, levda's own likelihood). The windowed
+    ensemble filter (10 windows, N = 16, an ensemble Gaussian per window), run through the CLI, ends with
+    that posterior: its mean within half a posterior spread, its spread within 0.7-1.5x. The posterior is
+    informative (a fifth of the prior's spread), so the prior alone would not pass."""
+    from exact_posterior import surrogate_posterior
+
+    re_true = 937.8  # benchmarks/results/calibration.md's Kolmogorov case 1 (seed 2026)
+    levda("simulate", "kolmogorov", "--size", 32, "--interval", 0.2, "--seed", 0, "--set", "spinup=30",
+          "--duration", 4, "--trajectories", 1, "--set", f"parameters.Re.value={re_true}", "--out", "truth.zarr",
+          "-q", env=cli_env, cwd=tmp_path)
+    levda("observe", "truth.zarr", "--out", "obs.nc", "--network", "random:10", "--times", "random",
+          "--interval", 0.2, "--error", 0.1, "--seed", 301, env=cli_env, cwd=tmp_path)
+    config = Path(__file__).parents[1] / "configs" / "latent_kolmogorov.toml"
+    proc = levda("assimilate", "obs.nc", "-k", KOLMOGOROV, "-c", config, "--out", "an.zarr", "--json", "-q",
+                 env=cli_env, cwd=tmp_path)
+    summary = strict_summary(proc.stdout, "assimilate")
+    assert summary["n_obs_assimilated"] == 400 and not summary["windows_inconsistent"]
+    members = xr.open_zarr(tmp_path / "an.zarr").param_analysis.sel(param="Re").values[-1]
+    mean, spread = float(members.mean()), float(members.std(ddof=1))
+    exact_mean, exact_spread = surrogate_posterior(KOLMOGOROV, tmp_path / "obs.nc", "Re")
+    low, high = read_header(KOLMOGOROV)[0]["parameters"][0]["low"], read_header(KOLMOGOROV)[0]["parameters"][0]["high"]
+    assert exact_spread < 0.2 * (high - low) / np.sqrt(12)
+    assert abs(mean - exact_mean) < 0.5 * exact_spread, (mean, spread, exact_mean, exact_spread)
+    assert 0.7 < spread / exact_spread < 1.5, (mean, spread, exact_mean, exact_spread)
