@@ -20,6 +20,13 @@ The cases are ``calibration.py``'s for a given seed (the same draws).
     python benchmarks/kolmogorov_posterior.py --seed 2027 [--cases 0 3] [--physics-step 50]
 
 Writes benchmarks/results/kolmogorov_posterior_seed<SEED>.md (and .json).
+
+    python benchmarks/kolmogorov_posterior.py --error-scales 1 1.5 2 3 --seeds 2026 2027 2028 2029
+
+asks instead what a larger surrogate error would do: the surrogate posterior alone (no filter, no
+physics) with the recorded error scaled (``model.surrogate_error``), for every case of those seeds, and
+the residual RMS at the true Re against the variance levda assumes; writes
+benchmarks/results/kolmogorov_posterior_scales.md.
 """
 
 from __future__ import annotations
@@ -56,6 +63,72 @@ def _quadratic(grid, J):
     return float(-b / (2 * a)), float(1 / np.sqrt(2 * a))
 
 
+def _draws(seed, n):
+    rng = np.random.default_rng(seed)
+    rng.uniform(260e3, 740e3, size=(10, 2))  # calibration.py's tsunami draws come first
+    return rng.uniform(550.0, 1450.0, size=n)
+
+
+def _env():
+    env = dict(os.environ)
+    env.setdefault("LEVDA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "levda-calibration-cache"))
+    env["PYTHONWARNINGS"] = "ignore"
+    return env
+
+
+def error_scales(args):
+    """The exact surrogate posterior of every case of ``args.seeds`` with the surrogate error scaled."""
+    import xarray as xr
+
+    from levda_cli.models import surrogate_error_sd, surrogate_spec
+
+    env, rows = _env(), []
+    spec, header = surrogate_spec(args.checkpoint)
+    sd = surrogate_error_sd(header, 1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for seed in args.seeds:
+            for i, re_ in enumerate(_draws(seed, args.kolmogorov)):
+                truth, obs = tmp / f"t{seed}_{i}.zarr", tmp / f"o{seed}_{i}.nc"
+                for cmd in (["simulate", "kolmogorov", "--size", 32, "--interval", 0.2, "--seed", 0, "--set",
+                             "spinup=30", "--out", truth, "--duration", 4, "--trajectories", 1, "--set",
+                             f"parameters.Re.value={re_}", "-q"],
+                            ["observe", truth, "--out", obs, "--network", "random:10", "--times", "random",
+                             "--interval", 0.2, "--error", 0.1, "--seed", 300 + i]):
+                    code, _, err, _ = levda(cmd, tmp, env)
+                    assert code == 0, err
+                post = surrogate_posterior(args.checkpoint, obs, "Re", error_scales=args.error_scales)
+                o = xr.open_dataset(obs)
+                t = (o.time.values - np.datetime64("2000-01-01")) / np.timedelta64(1, "s") / header["time"]["unit_seconds"]
+                assumed = float(np.sqrt(np.mean(o.error.values ** 2 + np.array(
+                    [sd(v, tt) for v, tt in zip(o.variable.values, t)]) ** 2)))
+                row = {"seed": seed, "case": i, "Re_true": float(re_), "posterior": post,
+                       "z": [(re_ - m) / s for m, s in post], "assumed_rms": assumed}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+    out = args.out or RESULTS / "kolmogorov_posterior_scales.md"
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    scales = args.error_scales
+    lines = ["# The exact posterior of Re under the surrogate with its error scaled (Kolmogorov)", "",
+             f"Machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; {datetime.date.today()}. "
+             f"`python benchmarks/kolmogorov_posterior.py --error-scales {' '.join(f'{k:g}' for k in scales)} "
+             f"--seeds {' '.join(map(str, args.seeds))}` ({Path(args.checkpoint).name}; calibration.py's "
+             "Kolmogorov cases of those seeds). Each cell: posterior mean +- spread (z = (truth - mean) / spread) "
+             "with the recorded surrogate error times the scale added to each observation's variance; the "
+             "last column is the RMS of sqrt(variance) levda assumes at scale 1.", "",
+             "| seed | case | Re truth | " + " | ".join(f"scale {k:g}" for k in scales) + " | assumed sd |",
+             "|---|---|---|" + "---|" * len(scales) + "---|"]
+    for r in rows:
+        cells = " | ".join(f"{m:.0f} +- {s:.0f} ({z:.1f})" for (m, s), z in zip(r["posterior"], r["z"]))
+        lines.append(f"| {r['seed']} | {r['case']} | {r['Re_true']:.0f} | {cells} | {r['assumed_rms']:.3f} |")
+    lines.append("")
+    for j, k in enumerate(scales):
+        covered = sum(abs(r["z"][j]) <= 2 for r in rows)
+        lines.append(f"Scale {k:g}: truth within 2 spreads in {covered} of {len(rows)}.")
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=2027, help="calibration.py's seed (the same Re draws)")
@@ -64,7 +137,11 @@ def main():
     ap.add_argument("--physics-step", type=float, default=50.0, help="Re spacing of the physics likelihood")
     ap.add_argument("--checkpoint", type=lambda p: Path(p).resolve(), default=KCKPT)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--error-scales", type=float, nargs="*", help="surrogate-error scales: the scales study")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[2026, 2027, 2028, 2029], help="for --error-scales")
     args = ap.parse_args()
+    if args.error_scales:
+        return error_scales(args)
     rng = np.random.default_rng(args.seed)
     rng.uniform(260e3, 740e3, size=(10, 2))  # calibration.py's tsunami draws come first
     res = rng.uniform(550.0, 1450.0, size=args.kolmogorov)

@@ -26,9 +26,12 @@ def grid_moments(grid, J):
     return mean, float(np.sqrt((p * (grid - mean) ** 2).sum()))
 
 
-def surrogate_posterior(ckpt: Path, obs_path: Path, name: str, n_grid: int = 401) -> tuple[float, float]:
+def surrogate_posterior(ckpt: Path, obs_path: Path, name: str, n_grid: int = 401,
+                        error_scales=(1.0,)) -> tuple[float, float] | list[tuple[float, float]]:
     """Mean and spread of parameter ``name`` (the checkpoint's only one) given every observation in the
-    flat NetCDF file ``obs_path`` (times in seconds since 2000-01-01), under the surrogate (see above)."""
+    flat NetCDF file ``obs_path`` (times in seconds since 2000-01-01), under the surrogate (see above);
+    with several ``error_scales`` (multiples of the recorded surrogate error, as ``model.surrogate_error``),
+    one pair per scale."""
     import jax
     import jax.numpy as jnp
     import xarray as xr
@@ -46,7 +49,7 @@ def surrogate_posterior(ckpt: Path, obs_path: Path, name: str, n_grid: int = 401
     field = np.array([spec.fields.index(v) for v in obs.variable.values])
     coords = jnp.asarray(np.stack([obs[c].values for c in spec.coords], 1))
     sd = surrogate_error_sd(header, 1.0)
-    var = obs.error.values ** 2 + np.array([sd(spec.fields[f], tt) for f, tt in zip(field, t)]) ** 2
+    surrogate_var = np.array([sd(spec.fields[f], tt) for f, tt in zip(field, t)]) ** 2
     y = obs.value.values
 
     @jax.jit
@@ -55,5 +58,7 @@ def surrogate_posterior(ckpt: Path, obs_path: Path, name: str, n_grid: int = 401
         return jax.vmap(lambda zi, c, f: dyn.decode(zi, c)[f])(z[index], coords, jnp.asarray(field))
 
     grid = np.linspace(*spec.prior[name], n_grid)
-    J = np.array([0.5 * float(np.sum((y - np.asarray(h(jnp.float64(g)))) ** 2 / var)) for g in grid])
-    return grid_moments(grid, J)
+    misfit2 = np.stack([(y - np.asarray(h(jnp.float64(g)))) ** 2 for g in grid])
+    out = [grid_moments(grid, 0.5 * (misfit2 / (obs.error.values ** 2 + k ** 2 * surrogate_var)).sum(1))
+           for k in error_scales]
+    return out[0] if len(out) == 1 else out
