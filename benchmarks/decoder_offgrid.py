@@ -29,51 +29,37 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibration import REPO, levda  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests"))
+from exact_posterior import at_observations  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 SURROGATES = REPO / "sample_data" / "surrogates"
 
 
 def score(ckpt: Path, truth_path: Path, obs_path: Path) -> dict:
-    import jax
-    import jax.numpy as jnp
     import xarray as xr
 
-    from levda_cli.jaxsetup import configure_jax
-    from levda_cli.models import surrogate_spec
-
-    configure_jax("float64")
-    spec, header = surrogate_spec(ckpt)
-    unit, origin = header["time"]["unit_seconds"], header["time"]["origin"]
-    dyn = spec.dynamics
+    at = at_observations(ckpt, obs_path)  # the surrogate decoded where and when the observations are
+    spec = at.spec
     truth = xr.open_zarr(truth_path)
-    mu = jnp.asarray([float(truth[p].values[0]) for p in spec.params])
-    obs = xr.open_dataset(obs_path)
+    mu = [float(truth[p].values[0]) for p in spec.params]
+    off = np.asarray(at.h(mu)) - at.value
+    z = at.trajectory(mu)
     epoch = np.datetime64("2000-01-01T00:00:00")
-    seconds = (obs["time"].values - epoch).astype("timedelta64[s]").astype(float)
-    times = np.unique(seconds)
-    z = dyn.latent_trajectory(mu, jnp.asarray(times / unit - origin),
-                              int(np.ceil((times.max() / unit - origin) / dyn.dt)) + 1)
-    index = {f: i for i, f in enumerate(spec.fields)}
-    names = list(obs.attrs.get("coordinate_names", "x y").split())
-    coords = np.stack([obs[c].values for c in names], axis=1)
-    which = np.searchsorted(times, seconds)
-    field = np.array([index[v] for v in obs["variable"].values])
-    decode = jax.jit(jax.vmap(lambda zz, c, f: dyn.decode(zz, c)[f]))
-    off = np.asarray(decode(z[which], jnp.asarray(coords), jnp.asarray(field))) - obs["value"].values
     on = {f: [] for f in spec.fields}
-    for k, s in enumerate(times):
+    for k, s in enumerate(at.seconds):
         frame = truth.sel(time=epoch + np.timedelta64(int(round(s)), "s"))
         fields = spec.to_fields(z[k])
         for f in spec.fields:
             on[f].append(np.ravel(np.asarray(fields[f]) - frame[f].values[0]))
     rms = lambda e: float(np.sqrt(np.mean(np.square(e))))  # noqa: E731
-    row = {"n_obs": int(len(off)), "frames": int(len(times)),
+    row = {"n_obs": int(len(off)), "frames": int(len(at.seconds)),
            "off_grid": rms(off), "on_grid": rms(np.concatenate([np.concatenate(v) for v in on.values()]))}
-    for f in spec.fields:
-        sel = field == index[f]
+    for i, f in enumerate(spec.fields):
+        sel = at.field == i
         row[f"off_grid_{f}"] = rms(off[sel])
         row[f"on_grid_{f}"] = rms(np.concatenate(on[f]))
-        row[f"rms_{f}"] = rms(obs["value"].values[sel])
+        row[f"rms_{f}"] = rms(at.value[sel])
     return row
 
 

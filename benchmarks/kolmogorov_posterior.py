@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibration import KCKPT, KCONFIG, levda  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from exact_posterior import surrogate_posterior  # noqa: E402
+from exact_posterior import at_observations, posterior, surrogate_posterior  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -76,32 +76,34 @@ def _env():
     return env
 
 
+def _simulate(re_, out, tmp, env):
+    """calibration.py's truth at ``re_``: the training data's shared initial state, 32 x 32, 4 time units."""
+    code, _, err, _ = levda(["simulate", "kolmogorov", "--size", 32, "--interval", 0.2, "--seed", 0, "--set",
+                             "spinup=30", "--out", out, "--duration", 4, "--trajectories", 1, "--set",
+                             f"parameters.Re.value={re_}", "-q"], tmp, env)
+    assert code == 0, err
+
+
+def _observe(truth, out, seed, error, tmp, env):
+    """calibration.py's network: 10 random sites, u and v, at random times per 0.2 (``seed``: the places)."""
+    code, _, err, _ = levda(["observe", truth, "--out", out, "--network", "random:10", "--times", "random",
+                             "--interval", 0.2, "--error", error, "--seed", seed], tmp, env)
+    assert code == 0, err
+
+
 def error_scales(args):
     """The exact surrogate posterior of every case of ``args.seeds`` with the surrogate error scaled."""
-    import xarray as xr
-
-    from levda_cli.models import surrogate_error_sd, surrogate_spec
-
     env, rows = _env(), []
-    spec, header = surrogate_spec(args.checkpoint)
-    sd = surrogate_error_sd(header, 1.0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for seed in args.seeds:
             for i, re_ in enumerate(_draws(seed, args.kolmogorov)):
                 truth, obs = tmp / f"t{seed}_{i}.zarr", tmp / f"o{seed}_{i}.nc"
-                for cmd in (["simulate", "kolmogorov", "--size", 32, "--interval", 0.2, "--seed", 0, "--set",
-                             "spinup=30", "--out", truth, "--duration", 4, "--trajectories", 1, "--set",
-                             f"parameters.Re.value={re_}", "-q"],
-                            ["observe", truth, "--out", obs, "--network", "random:10", "--times", "random",
-                             "--interval", 0.2, "--error", 0.1, "--seed", 300 + i]):
-                    code, _, err, _ = levda(cmd, tmp, env)
-                    assert code == 0, err
-                post = surrogate_posterior(args.checkpoint, obs, "Re", error_scales=args.error_scales)
-                o = xr.open_dataset(obs)
-                t = (o.time.values - np.datetime64("2000-01-01")) / np.timedelta64(1, "s") / header["time"]["unit_seconds"]
-                assumed = float(np.sqrt(np.mean(o.error.values ** 2 + np.array(
-                    [sd(v, tt) for v, tt in zip(o.variable.values, t)]) ** 2)))
+                _simulate(re_, truth, tmp, env)
+                _observe(truth, obs, 300 + i, 0.1, tmp, env)
+                at = at_observations(args.checkpoint, obs)
+                post = posterior(at, "Re", error_scales=args.error_scales)
+                assumed = float(np.sqrt(np.mean(at.error ** 2 + at.surrogate_var)))
                 row = {"seed": seed, "case": i, "Re_true": float(re_), "posterior": post,
                        "z": [(re_ - m) / s for m, s in post], "assumed_rms": assumed}
                 print(json.dumps(row), flush=True)
@@ -142,27 +144,16 @@ def main():
     args = ap.parse_args()
     if args.error_scales:
         return error_scales(args)
-    rng = np.random.default_rng(args.seed)
-    rng.uniform(260e3, 740e3, size=(10, 2))  # calibration.py's tsunami draws come first
-    res = rng.uniform(550.0, 1450.0, size=args.kolmogorov)
-    env = dict(os.environ)
-    env.setdefault("LEVDA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "levda-calibration-cache"))
-    env["PYTHONWARNINGS"] = "ignore"
-    rows = []
+    res, env, rows = _draws(args.seed, args.kolmogorov), _env(), []
     physics_grid = np.arange(500.0, 1500.0 + 1e-9, args.physics_step)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
 
-        def simulate(re_, out):  # calibration.py's truths (the training data's shared initial state)
-            code, _, err, _ = levda(["simulate", "kolmogorov", "--size", 32, "--interval", 0.2, "--seed", 0,
-                                     "--set", "spinup=30", "--out", out, "--duration", 4, "--trajectories", 1,
-                                     "--set", f"parameters.Re.value={re_}", "-q"], tmp, env)
-            assert code == 0, err
+        def simulate(re_, out):
+            _simulate(re_, out, tmp, env)
 
         def observe(truth, out, seed, error):
-            code, _, err, _ = levda(["observe", truth, "--out", out, "--network", "random:10", "--times", "random",
-                                     "--interval", 0.2, "--error", error, "--seed", seed], tmp, env)
-            assert code == 0, err
+            _observe(truth, out, seed, error, tmp, env)
 
         import xarray as xr
 

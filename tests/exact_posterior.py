@@ -12,6 +12,7 @@ error^2 at the observation's lead time) under a uniform prior. Used by ``test_la
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -26,12 +27,12 @@ def grid_moments(grid, J):
     return mean, float(np.sqrt((p * (grid - mean) ** 2).sum()))
 
 
-def surrogate_posterior(ckpt: Path, obs_path: Path, name: str, n_grid: int = 401,
-                        error_scales=(1.0,)) -> tuple[float, float] | list[tuple[float, float]]:
-    """Mean and spread of parameter ``name`` (the checkpoint's only one) given every observation in the
-    flat NetCDF file ``obs_path`` (times in seconds since 2000-01-01), under the surrogate (see above);
-    with several ``error_scales`` (multiples of the recorded surrogate error, as ``model.surrogate_error``),
-    one pair per scale."""
+def at_observations(ckpt: Path, obs_path: Path) -> SimpleNamespace:
+    """The surrogate of ``ckpt`` run from z = 0 and decoded where and when the observations of the flat
+    NetCDF file ``obs_path`` are (times in seconds since 2000-01-01), as levda's latent mode does:
+    ``trajectory(mu)`` (z at the distinct observation times ``seconds``), ``h(mu)`` (one value per
+    observation), with the observations' ``value``, ``error`` and the recorded surrogate error variance
+    ``surrogate_var`` at each observation's lead time; ``spec`` and ``header`` of the checkpoint."""
     import jax
     import jax.numpy as jnp
     import xarray as xr
@@ -40,25 +41,41 @@ def surrogate_posterior(ckpt: Path, obs_path: Path, name: str, n_grid: int = 401
     from levda_cli.models import surrogate_error_sd, surrogate_spec
 
     spec, header = surrogate_spec(ckpt)
-    assert list(spec.prior) == [name], f"{ckpt} has parameters {list(spec.prior)}"
     dyn = spec.dynamics
     obs = xr.open_dataset(obs_path)
-    t = (obs.time.values - EPOCH) / np.timedelta64(1, "s") / header["time"]["unit_seconds"]  # model time
+    seconds = (obs.time.values - EPOCH) / np.timedelta64(1, "s")
+    t = seconds / header["time"]["unit_seconds"]  # model time
     times, index = np.unique(t - header["time"]["origin"], return_inverse=True)
     n_steps = int(np.ceil(float(times.max()) / dyn.dt)) + 1
     field = np.array([spec.fields.index(v) for v in obs.variable.values])
     coords = jnp.asarray(np.stack([obs[c].values for c in spec.coords], 1))
     sd = surrogate_error_sd(header, 1.0)
-    surrogate_var = np.array([sd(spec.fields[f], tt) for f, tt in zip(field, t)]) ** 2
-    y = obs.value.values
+
+    @jax.jit
+    def trajectory(mu):
+        return dyn.latent_trajectory(jnp.atleast_1d(jnp.asarray(mu, jnp.float64)), jnp.asarray(times), n_steps)
 
     @jax.jit
     def h(mu):
-        z = dyn.latent_trajectory(jnp.reshape(mu, (1,)), jnp.asarray(times), n_steps)
-        return jax.vmap(lambda zi, c, f: dyn.decode(zi, c)[f])(z[index], coords, jnp.asarray(field))
+        return jax.vmap(lambda zi, c, f: dyn.decode(zi, c)[f])(trajectory(mu)[index], coords, jnp.asarray(field))
 
-    grid = np.linspace(*spec.prior[name], n_grid)
-    misfit2 = np.stack([(y - np.asarray(h(jnp.float64(g)))) ** 2 for g in grid])
-    out = [grid_moments(grid, 0.5 * (misfit2 / (obs.error.values ** 2 + k ** 2 * surrogate_var)).sum(1))
-           for k in error_scales]
-    return out[0] if len(out) == 1 else out
+    return SimpleNamespace(spec=spec, header=header, trajectory=trajectory, h=h, seconds=np.unique(seconds),
+                           field=field, value=obs.value.values, error=obs.error.values,
+                           surrogate_var=np.array([sd(spec.fields[f], tt) for f, tt in zip(field, t)]) ** 2)
+
+
+def posterior(at: SimpleNamespace, name: str, n_grid: int = 401, error_scales=(1.0,)) -> list[tuple[float, float]]:
+    """Mean and spread of parameter ``name`` (the checkpoint's only one) given the observations of ``at``
+    (``at_observations``), one pair per multiple of the recorded surrogate error in ``error_scales`` (as
+    ``model.surrogate_error``)."""
+    assert list(at.spec.prior) == [name], f"the checkpoint has parameters {list(at.spec.prior)}"
+    grid = np.linspace(*at.spec.prior[name], n_grid)
+    misfit2 = np.stack([(at.value - np.asarray(at.h(g))) ** 2 for g in grid])
+    return [grid_moments(grid, 0.5 * (misfit2 / (at.error ** 2 + k ** 2 * at.surrogate_var)).sum(1))
+            for k in error_scales]
+
+
+def surrogate_posterior(ckpt: Path, obs_path: Path, name: str, n_grid: int = 401) -> tuple[float, float]:
+    """Mean and spread of parameter ``name`` given every observation in ``obs_path``, under the surrogate
+    of ``ckpt`` (see above)."""
+    return posterior(at_observations(ckpt, obs_path), name, n_grid)[0]
